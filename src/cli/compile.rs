@@ -1,0 +1,77 @@
+//! `ebb compile`: compile the project and write target/compiled/ and target/manifest.json.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use serde_json::json;
+
+use super::settings::Settings;
+use super::ProjectArgs;
+use crate::compile::{self, Compilation};
+use crate::error::Error;
+use crate::graph::select;
+use crate::output::{self, Format, Printer};
+
+/// Compiles the project of `settings` and prints its diagnostics. Returns the compilation when
+/// it has no errors; otherwise the errors are printed and `Error::Project` is returned.
+pub(super) fn compile_project(settings: &Settings, printer: &Printer) -> Result<Compilation, Error> {
+    let compilation = compile::compile(&settings.source, settings.options.clone())?;
+    printer.diagnostics(&compilation.diagnostics, &|p| compilation.text_of(p));
+    for line in &compilation.logs {
+        printer.message(line);
+    }
+    let errors = compilation.diagnostics.iter().filter(|d| d.is_error()).count();
+    if errors > 0 {
+        match printer.format {
+            Format::Json => printer.json(&json!({
+                "success": false,
+                "diagnostics": output::diagnostics_json(&compilation.diagnostics),
+            })),
+            Format::Text => printer.message(&format!("error: found {errors} error(s); nothing was written")),
+        }
+        return Err(Error::Project { errors });
+    }
+    Ok(compilation)
+}
+
+/// Runs `ebb compile`.
+pub(super) fn run(args: &ProjectArgs, printer: &Printer) -> Result<(), Error> {
+    let started = Instant::now();
+    let settings = Settings::resolve(args)?;
+    let compilation = compile_project(&settings, printer)?;
+    let (Some(graph), Some(project)) = (&compilation.graph, &compilation.project) else {
+        return Err(Error::Io("compilation produced no graph".into()));
+    };
+    let selected = select::select(graph, &settings.select, &settings.exclude)?;
+    let target_dir = settings.project_dir.join(&project.file.target_path);
+    let written = crate::artifacts::write_compiled(&target_dir, graph, &selected)?;
+    let manifest = crate::artifacts::manifest::build(&compilation, graph, &settings.invocation);
+    let mut bytes = serde_json::to_vec_pretty(&manifest).map_err(|e| Error::Io(e.to_string()))?;
+    bytes.push(b'\n');
+    crate::artifacts::write_atomic(&target_dir.join("manifest.json"), &bytes)?;
+
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    for node in graph.nodes.values() {
+        *counts.entry(node.resource_type.as_str()).or_default() += 1;
+    }
+    match printer.format {
+        Format::Json => printer.json(&json!({
+            "success": true,
+            "nodes": counts,
+            "compiled_files": written,
+            "target_path": target_dir.display().to_string(),
+            "diagnostics": output::diagnostics_json(&compilation.diagnostics),
+        })),
+        Format::Text => {
+            let parts: Vec<String> = counts.iter().map(|(k, v)| format!("{v} {k}{}", if *v == 1 { "" } else { "s" })).collect();
+            printer.message(&format!(
+                "compiled {} ({} SQL files) into `{}` in {:.2}s",
+                parts.join(", "),
+                written,
+                target_dir.display(),
+                started.elapsed().as_secs_f64()
+            ));
+        }
+    }
+    Ok(())
+}

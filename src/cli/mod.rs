@@ -1,0 +1,89 @@
+//! The command line: clap structs (their doc comments are `--help`) and one file per command.
+//! Commands turn flags into [`settings::Settings`], call the pipeline and hand the outcome to the
+//! printer; no business logic lives here.
+
+mod compile;
+mod init;
+mod ls;
+pub mod settings;
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::error::Error;
+use crate::output::{Format, Printer};
+
+/// Reverse ETL as a compiled, git-versioned project
+#[derive(Debug, Parser)]
+#[command(name = "ebb", version, about, propagate_version = true, max_term_width = 100)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+    #[command(flatten)]
+    pub global: GlobalArgs,
+}
+
+/// Flags every command accepts.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Print results as text or as JSON
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    pub output: Format,
+    /// Print only errors
+    #[arg(long, short, global = true)]
+    pub quiet: bool,
+    /// Never use colour (also when NO_COLOR is set)
+    #[arg(long, global = true)]
+    pub no_color: bool,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a working starter project in DIR
+    Init(init::InitArgs),
+    /// Compile the project without touching the warehouse
+    Compile(ProjectArgs),
+    /// List the selected nodes
+    #[command(alias = "list")]
+    Ls(ls::LsArgs),
+}
+
+/// Flags of commands that read a project.
+#[derive(Debug, Args, Clone)]
+pub struct ProjectArgs {
+    /// Directory holding ebb_project.yml (or dbt_project.yml)
+    #[arg(long, default_value = ".", value_name = "DIR")]
+    pub project_dir: PathBuf,
+    /// Directory holding profiles.yml (before the project directory and ~/.ebb/)
+    #[arg(long, value_name = "DIR", env = "EBB_PROFILES_DIR")]
+    pub profiles_dir: Option<PathBuf>,
+    /// Output of the profile to use instead of its default target
+    #[arg(long, short, value_name = "NAME")]
+    pub target: Option<String>,
+    /// Values for var(), as YAML: '{key: value, other: 2}'
+    #[arg(long, value_name = "YAML")]
+    pub vars: Option<String>,
+    /// Nodes to include: name, +name, name+, 2+name, tag:x, path:dir, resource_type:model
+    #[arg(long, short, num_args = 1.., value_name = "SELECTOR")]
+    pub select: Vec<String>,
+    /// Nodes to leave out, in the same syntax as --select
+    #[arg(long, num_args = 1.., value_name = "SELECTOR")]
+    pub exclude: Vec<String>,
+}
+
+/// Runs the parsed command line and returns the error that decides the exit code.
+pub fn run(cli: Cli) -> Result<(), (Error, Printer)> {
+    let printer = Printer::new(
+        cli.global.output,
+        cli.global.quiet,
+        cli.global.no_color || std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()),
+    );
+    let result = match cli.command {
+        Command::Init(args) => init::run(&args, &printer),
+        Command::Compile(args) => compile::run(&args, &printer),
+        Command::Ls(args) => ls::run(&args, &printer),
+    };
+    result.map_err(|e| (e, printer))
+}

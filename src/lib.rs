@@ -1,0 +1,23 @@
+//! ebb: reverse ETL as a compiled, git-versioned project.
+//!
+//! The pipeline runs in stages, and the module tree follows it. The front half is pure and
+//! offline: [`project`] reads the files of a project (from a directory; later from a git tree),
+//! [`spec`] parses its YAML, [`render`] renders Jinja SQL with dbt's functions while recording
+//! every `ref`/`source` call, [`compile`] turns those into [`graph`] nodes and edges with named
+//! relations and compiled SQL, and [`artifacts`] writes target/compiled/ and manifest.json.
+//! Problems in the project are [`diag`]nostics, collected rather than thrown, each with a file,
+//! line and hint.
+//!
+//! The command line ([`cli`]) resolves flags and the environment into settings, calls the
+//! pipeline, and hands results to the printer ([`output`]); [`error`] decides the exit code.
+
+pub mod artifacts;
+pub mod cli;
+pub mod compile;
+pub mod diag;
+pub mod error;
+pub mod graph;
+pub mod output;
+pub mod project;
+pub mod render;
+pub mod spec;
