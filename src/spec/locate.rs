@@ -48,7 +48,9 @@ impl Locator {
 }
 
 enum Frame {
-    Map { path: String, key: Option<String> },
+    /// `fresh` until the first key is seen: a mapping's own position is its first key's,
+    /// because the parser marks block mappings at an odd place.
+    Map { path: String, key: Option<String>, fresh: bool },
     Seq { path: String, index: usize },
 }
 
@@ -75,11 +77,14 @@ impl Recorder {
                 self.positions.entry(p.clone()).or_insert(pos);
                 Some(p)
             }
-            Some(Frame::Map { path, key }) => match key.take() {
+            Some(Frame::Map { path, key, fresh }) => match key.take() {
                 Some(k) => Some(join(path, &k)),
                 None => {
                     let k = scalar.unwrap_or("?").to_string();
                     self.positions.insert(join(path, &k), pos);
+                    if std::mem::take(fresh) {
+                        self.positions.insert(path.clone(), pos);
+                    }
                     *key = Some(k);
                     None
                 }
@@ -99,7 +104,7 @@ impl MarkedEventReceiver for Recorder {
             }
             Event::MappingStart(..) => {
                 let path = self.value_path(None, mark).unwrap_or_default();
-                self.stack.push(Frame::Map { path, key: None });
+                self.stack.push(Frame::Map { path, key: None, fresh: true });
             }
             Event::SequenceStart(..) => {
                 let path = self.value_path(None, mark).unwrap_or_default();

@@ -1,0 +1,9 @@
+//! End-to-end tests: the real `ebb` binary on projects in temp dirs.
+
+mod common;
+
+mod cli_docs;
+mod compile;
+mod errors;
+mod init;
+mod ls;
