@@ -14,7 +14,10 @@ pub enum Error {
     Project { errors: usize },
     /// The command line or its arguments are wrong.
     #[error("{message}")]
-    Usage { message: String, hint: Option<String> },
+    Usage {
+        message: String,
+        hint: Option<String>,
+    },
     /// Reading or writing files failed.
     #[error("{0}")]
     Io(String),
@@ -31,7 +34,10 @@ impl Error {
 
     /// Returns a usage error with a hint.
     pub fn usage(message: impl Into<String>, hint: impl Into<String>) -> Self {
-        Error::Usage { message: message.into(), hint: Some(hint.into()) }
+        Error::Usage {
+            message: message.into(),
+            hint: Some(hint.into()),
+        }
     }
 
     /// Returns the hint to print under the message, if any.

@@ -27,7 +27,11 @@ impl Printer {
     /// Returns a printer; colour is used when stderr is a terminal and `no_color` is false.
     pub fn new(format: Format, quiet: bool, no_color: bool) -> Self {
         let color = !no_color && std::io::stderr().is_terminal();
-        Printer { format, color, quiet }
+        Printer {
+            format,
+            color,
+            quiet,
+        }
     }
 
     /// Prints a line of data to stdout. A closed pipe (`ebb ls | head`) is not an error.
@@ -62,7 +66,11 @@ impl Printer {
 
     /// Prints diagnostics as text to stderr, each with its source line. `text_of` returns the
     /// content of a file by its project-relative path.
-    pub fn diagnostics<'a>(&self, diagnostics: &[Diagnostic], text_of: &dyn Fn(&str) -> Option<&'a str>) {
+    pub fn diagnostics<'a>(
+        &self,
+        diagnostics: &[Diagnostic],
+        text_of: &dyn Fn(&str) -> Option<&'a str>,
+    ) {
         if self.format == Format::Json {
             return;
         }
@@ -70,7 +78,10 @@ impl Printer {
             if self.quiet && !d.is_error() {
                 continue;
             }
-            eprintln!("{}\n", diag::render::to_text(d, text_of(&d.span.path), self.color));
+            eprintln!(
+                "{}\n",
+                diag::render::to_text(d, text_of(&d.span.path), self.color)
+            );
         }
     }
 }

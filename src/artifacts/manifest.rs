@@ -59,22 +59,42 @@ fn node_json(node: &Node, macro_ids: &BTreeMap<String, String>) -> Value {
         }
         return v;
     }
-    let macros: Vec<&str> = node.depends_on_macros.iter().map(|m| macro_ids.get(m).map_or(m.as_str(), String::as_str)).collect();
+    let macros: Vec<&str> = node
+        .depends_on_macros
+        .iter()
+        .map(|m| macro_ids.get(m).map_or(m.as_str(), String::as_str))
+        .collect();
     obj.insert("language".into(), json!("sql"));
     obj.insert("raw_code".into(), json!(node.raw_code));
     obj.insert("compiled".into(), json!(node.compiled_code.is_some()));
     obj.insert("compiled_code".into(), json!(node.compiled_code));
-    obj.insert("compiled_path".into(), json!(crate::artifacts::compiled_path(node).map(|p| format!("target/{p}"))));
-    obj.insert("depends_on".into(), json!({"macros": macros, "nodes": node.depends_on_nodes}));
+    obj.insert(
+        "compiled_path".into(),
+        json!(crate::artifacts::compiled_path(node).map(|p| format!("target/{p}"))),
+    );
+    obj.insert(
+        "depends_on".into(),
+        json!({"macros": macros, "nodes": node.depends_on_nodes}),
+    );
     obj.insert(
         "refs".into(),
-        json!(node.refs.iter().map(|r| json!({"name": r.name, "package": r.package, "version": null})).collect::<Vec<_>>()),
+        json!(node
+            .refs
+            .iter()
+            .map(|r| json!({"name": r.name, "package": r.package, "version": null}))
+            .collect::<Vec<_>>()),
     );
-    obj.insert("sources".into(), json!(node.sources.iter().map(|(s, t)| [s, t]).collect::<Vec<_>>()));
+    obj.insert(
+        "sources".into(),
+        json!(node.sources.iter().map(|(s, t)| [s, t]).collect::<Vec<_>>()),
+    );
     obj.insert("vars".into(), json!(node.vars));
     obj.insert("env_vars".into(), json!(node.env_vars));
     if let Some(t) = &node.test_metadata {
-        obj.insert("test_metadata".into(), json!({"name": t.name, "kwargs": t.kwargs, "namespace": null}));
+        obj.insert(
+            "test_metadata".into(),
+            json!({"name": t.name, "kwargs": t.kwargs, "namespace": null}),
+        );
         obj.insert("column_name".into(), json!(t.column_name));
         obj.insert("attached_node".into(), json!(t.attached_node));
     }

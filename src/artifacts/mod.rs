@@ -28,7 +28,10 @@ pub fn compiled_path(node: &Node) -> Option<String> {
     node.compiled_code.as_ref()?;
     let project = &node.package_name;
     Some(match &node.test_metadata {
-        Some(_) => format!("compiled/{project}/{}/{}.sql", node.original_file_path, node.name),
+        Some(_) => format!(
+            "compiled/{project}/{}/{}.sql",
+            node.original_file_path, node.name
+        ),
         None => format!("compiled/{project}/{}", node.original_file_path),
     })
 }
@@ -43,33 +46,54 @@ pub struct WriteError {
 
 /// Writes the compiled SQL of the `selected` nodes under `target_dir`. When every node is
 /// selected, the compiled directory is emptied first so deleted models leave no stale files.
-pub fn write_compiled(target_dir: &Path, graph: &Graph, selected: &BTreeSet<String>) -> Result<usize, WriteError> {
+pub fn write_compiled(
+    target_dir: &Path,
+    graph: &Graph,
+    selected: &BTreeSet<String>,
+) -> Result<usize, WriteError> {
     let compiled_root = target_dir.join("compiled");
     if selected.len() == graph.nodes.len() && compiled_root.exists() {
-        fs_err::remove_dir_all(&compiled_root).map_err(|e| WriteError { path: compiled_root.clone(), source: e })?;
+        fs_err::remove_dir_all(&compiled_root).map_err(|e| WriteError {
+            path: compiled_root.clone(),
+            source: e,
+        })?;
     }
     let files: Vec<(PathBuf, &str)> = selected
         .iter()
         .filter_map(|id| graph.nodes.get(id))
-        .filter_map(|n| Some((target_dir.join(compiled_path(n)?), n.compiled_code.as_deref()?)))
+        .filter_map(|n| {
+            Some((
+                target_dir.join(compiled_path(n)?),
+                n.compiled_code.as_deref()?,
+            ))
+        })
         .collect();
     let dirs: BTreeSet<&Path> = files.iter().filter_map(|(p, _)| p.parent()).collect();
     for dir in dirs {
-        fs_err::create_dir_all(dir).map_err(|e| WriteError { path: dir.to_path_buf(), source: e })?;
+        fs_err::create_dir_all(dir).map_err(|e| WriteError {
+            path: dir.to_path_buf(),
+            source: e,
+        })?;
     }
     files.par_iter().try_for_each(|(path, sql)| {
         let mut text = sql.to_string();
         if !text.ends_with('\n') {
             text.push('\n');
         }
-        fs_err::write(path, text).map_err(|e| WriteError { path: path.clone(), source: e })
+        fs_err::write(path, text).map_err(|e| WriteError {
+            path: path.clone(),
+            source: e,
+        })
     })?;
     Ok(files.len())
 }
 
 /// Writes `bytes` to `path` through a temporary file and a rename, so readers never see half a file.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), WriteError> {
-    let wrap = |e| WriteError { path: path.to_path_buf(), source: e };
+    let wrap = |e| WriteError {
+        path: path.to_path_buf(),
+        source: e,
+    };
     if let Some(dir) = path.parent() {
         fs_err::create_dir_all(dir).map_err(wrap)?;
     }

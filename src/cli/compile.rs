@@ -14,20 +14,29 @@ use crate::output::{self, Format, Printer};
 
 /// Compiles the project of `settings` and prints its diagnostics. Returns the compilation when
 /// it has no errors; otherwise the errors are printed and `Error::Project` is returned.
-pub(super) fn compile_project(settings: &Settings, printer: &Printer) -> Result<Compilation, Error> {
+pub(super) fn compile_project(
+    settings: &Settings,
+    printer: &Printer,
+) -> Result<Compilation, Error> {
     let compilation = compile::compile(&settings.source, settings.options.clone())?;
     printer.diagnostics(&compilation.diagnostics, &|p| compilation.text_of(p));
     for line in &compilation.logs {
         printer.message(line);
     }
-    let errors = compilation.diagnostics.iter().filter(|d| d.is_error()).count();
+    let errors = compilation
+        .diagnostics
+        .iter()
+        .filter(|d| d.is_error())
+        .count();
     if errors > 0 {
         match printer.format {
             Format::Json => printer.json(&json!({
                 "success": false,
                 "diagnostics": output::diagnostics_json(&compilation.diagnostics),
             })),
-            Format::Text => printer.message(&format!("error: found {errors} error(s); nothing was written")),
+            Format::Text => printer.message(&format!(
+                "error: found {errors} error(s); nothing was written"
+            )),
         }
         return Err(Error::Project { errors });
     }
@@ -63,7 +72,10 @@ pub(super) fn run(args: &ProjectArgs, printer: &Printer) -> Result<(), Error> {
             "diagnostics": output::diagnostics_json(&compilation.diagnostics),
         })),
         Format::Text => {
-            let parts: Vec<String> = counts.iter().map(|(k, v)| format!("{v} {k}{}", if *v == 1 { "" } else { "s" })).collect();
+            let parts: Vec<String> = counts
+                .iter()
+                .map(|(k, v)| format!("{v} {k}{}", if *v == 1 { "" } else { "s" }))
+                .collect();
             printer.message(&format!(
                 "compiled {} ({} SQL files) into `{}` in {:.2}s",
                 parts.join(", "),

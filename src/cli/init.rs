@@ -20,16 +20,43 @@ pub struct InitArgs {
 
 /// The starter project, embedded in the binary so `ebb init` works from anywhere.
 const FILES: &[(&str, &str)] = &[
-    (".gitignore", include_str!("../../templates/init/.gitignore")),
+    (
+        ".gitignore",
+        include_str!("../../templates/init/.gitignore"),
+    ),
     ("README.md", include_str!("../../templates/init/README.md")),
-    ("ebb_project.yml", include_str!("../../templates/init/ebb_project.yml")),
-    ("profiles.yml", include_str!("../../templates/init/profiles.yml")),
-    ("macros/README.md", include_str!("../../templates/init/macros/README.md")),
-    ("models/schema.yml", include_str!("../../templates/init/models/schema.yml")),
-    ("models/staging/stg_people.sql", include_str!("../../templates/init/models/staging/stg_people.sql")),
-    ("models/marts/people_summary.sql", include_str!("../../templates/init/models/marts/people_summary.sql")),
-    ("seeds/people.csv", include_str!("../../templates/init/seeds/people.csv")),
-    ("tests/.gitkeep", include_str!("../../templates/init/tests/.gitkeep")),
+    (
+        "ebb_project.yml",
+        include_str!("../../templates/init/ebb_project.yml"),
+    ),
+    (
+        "profiles.yml",
+        include_str!("../../templates/init/profiles.yml"),
+    ),
+    (
+        "macros/README.md",
+        include_str!("../../templates/init/macros/README.md"),
+    ),
+    (
+        "models/schema.yml",
+        include_str!("../../templates/init/models/schema.yml"),
+    ),
+    (
+        "models/staging/stg_people.sql",
+        include_str!("../../templates/init/models/staging/stg_people.sql"),
+    ),
+    (
+        "models/marts/people_summary.sql",
+        include_str!("../../templates/init/models/marts/people_summary.sql"),
+    ),
+    (
+        "seeds/people.csv",
+        include_str!("../../templates/init/seeds/people.csv"),
+    ),
+    (
+        "tests/.gitkeep",
+        include_str!("../../templates/init/tests/.gitkeep"),
+    ),
 ];
 
 /// The name the template files use for the project.
@@ -46,7 +73,13 @@ fn project_name(dir: &Path) -> String {
         .unwrap_or_default();
     let mut name: String = base
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
         .collect();
     name = name.trim_matches('_').to_string();
     if !name.starts_with(|c: char| c.is_ascii_lowercase()) {
@@ -68,8 +101,18 @@ pub(super) fn run(args: &InitArgs, printer: &Printer) -> Result<(), Error> {
         }
     }
     let name = match &args.name {
-        Some(n) if n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') && n.starts_with(|c: char| c.is_ascii_alphabetic()) => n.clone(),
-        Some(n) => return Err(Error::usage(format!("`{n}` is not a valid project name"), "use letters, digits and underscores, starting with a letter")),
+        Some(n)
+            if n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                && n.starts_with(|c: char| c.is_ascii_alphabetic()) =>
+        {
+            n.clone()
+        }
+        Some(n) => {
+            return Err(Error::usage(
+                format!("`{n}` is not a valid project name"),
+                "use letters, digits and underscores, starting with a letter",
+            ))
+        }
         None => {
             fs_err::create_dir_all(dir).map_err(|e| Error::Io(e.to_string()))?;
             project_name(dir)
@@ -80,10 +123,14 @@ pub(super) fn run(args: &InitArgs, printer: &Printer) -> Result<(), Error> {
         if let Some(parent) = path.parent() {
             fs_err::create_dir_all(parent).map_err(|e| Error::Io(e.to_string()))?;
         }
-        fs_err::write(&path, text.replace(TEMPLATE_NAME, &name)).map_err(|e| Error::Io(e.to_string()))?;
+        fs_err::write(&path, text.replace(TEMPLATE_NAME, &name))
+            .map_err(|e| Error::Io(e.to_string()))?;
     }
     printer.message(&format!("created project `{name}` in `{}`", dir.display()));
-    printer.message(&format!("next: cd {} && ebb compile && ebb ls", dir.display()));
+    printer.message(&format!(
+        "next: cd {} && ebb compile && ebb ls",
+        dir.display()
+    ));
     Ok(())
 }
 
@@ -94,6 +141,9 @@ mod tests {
     #[test]
     fn names_come_from_directories() {
         assert_eq!(project_name(Path::new("/nonexistent/My-Shop")), "my_shop");
-        assert_eq!(project_name(Path::new("/nonexistent/2024 data")), "ebb_2024_data");
+        assert_eq!(
+            project_name(Path::new("/nonexistent/2024 data")),
+            "ebb_2024_data"
+        );
     }
 }

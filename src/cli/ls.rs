@@ -52,7 +52,10 @@ pub(super) fn run(args: &LsArgs, printer: &Printer) -> Result<(), Error> {
     let wanted = match &args.resource_type {
         None => None,
         Some(t) => Some(ResourceType::parse(t).ok_or_else(|| {
-            Error::usage(format!("unknown resource type `{t}`"), "use one of: model, seed, source, test")
+            Error::usage(
+                format!("unknown resource type `{t}`"),
+                "use one of: model, seed, source, test",
+            )
         })?),
     };
     let settings = Settings::resolve(&args.project)?;

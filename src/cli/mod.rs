@@ -16,7 +16,13 @@ use crate::output::{Format, Printer};
 
 /// Reverse ETL as a compiled, git-versioned project
 #[derive(Debug, Parser)]
-#[command(name = "ebb", version, about, propagate_version = true, max_term_width = 100)]
+#[command(
+    name = "ebb",
+    version,
+    about,
+    propagate_version = true,
+    max_term_width = 100
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

@@ -31,20 +31,42 @@ impl Settings {
             Some(text) => match serde_yaml::from_str::<serde_yaml::Value>(text) {
                 Ok(serde_yaml::Value::Mapping(m)) => m,
                 Ok(serde_yaml::Value::Null) => serde_yaml::Mapping::new(),
-                Ok(_) => return Err(Error::usage(format!("`--vars` must be a YAML mapping, got: {text}"), "write it as `--vars '{key: value}'`")),
-                Err(e) => return Err(Error::usage(format!("`--vars` is not valid YAML: {e}"), "write it as `--vars '{key: value}'`")),
+                Ok(_) => {
+                    return Err(Error::usage(
+                        format!("`--vars` must be a YAML mapping, got: {text}"),
+                        "write it as `--vars '{key: value}'`",
+                    ))
+                }
+                Err(e) => {
+                    return Err(Error::usage(
+                        format!("`--vars` is not valid YAML: {e}"),
+                        "write it as `--vars '{key: value}'`",
+                    ))
+                }
             },
         };
-        let profiles = find_profiles(args.profiles_dir.as_deref(), &args.project_dir, env.get("HOME").map(Path::new))?;
+        let profiles = find_profiles(
+            args.profiles_dir.as_deref(),
+            &args.project_dir,
+            env.get("HOME").map(Path::new),
+        )?;
         let invocation = Invocation {
-            invocation_id: env.get("EBB_INVOCATION_ID").cloned().unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
+            invocation_id: env
+                .get("EBB_INVOCATION_ID")
+                .cloned()
+                .unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
             generated_at: generated_at(env.get("SOURCE_DATE_EPOCH"))?,
             git: crate::project::git::describe(&args.project_dir),
         };
         Ok(Settings {
             project_dir: args.project_dir.clone(),
             source: DirSource::new(&args.project_dir),
-            options: Options { vars, env, target: args.target.clone(), profiles },
+            options: Options {
+                vars,
+                env,
+                target: args.target.clone(),
+                profiles,
+            },
             invocation,
             select: args.select.clone(),
             exclude: args.exclude.clone(),
@@ -57,7 +79,10 @@ fn generated_at(epoch: Option<&String>) -> Result<String, Error> {
     let time = match epoch {
         Some(s) => {
             let secs: u64 = s.trim().parse().map_err(|_| {
-                Error::usage(format!("SOURCE_DATE_EPOCH is not a number of seconds: `{s}`"), "unset it or set it to a Unix time")
+                Error::usage(
+                    format!("SOURCE_DATE_EPOCH is not a number of seconds: `{s}`"),
+                    "unset it or set it to a Unix time",
+                )
             })?;
             std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs)
         }
@@ -68,11 +93,18 @@ fn generated_at(epoch: Option<&String>) -> Result<String, Error> {
 
 /// Finds profiles.yml: `--profiles-dir` (which must hold one), then the project directory,
 /// then `~/.ebb/`, then `~/.dbt/` (so dbt users' profiles work unchanged).
-fn find_profiles(flag: Option<&Path>, project_dir: &Path, home: Option<&Path>) -> Result<Option<ProfilesText>, Error> {
+fn find_profiles(
+    flag: Option<&Path>,
+    project_dir: &Path,
+    home: Option<&Path>,
+) -> Result<Option<ProfilesText>, Error> {
     if let Some(dir) = flag {
         let path = dir.join("profiles.yml");
         return match fs_err::read_to_string(&path) {
-            Ok(text) => Ok(Some(ProfilesText { path: path.display().to_string(), text })),
+            Ok(text) => Ok(Some(ProfilesText {
+                path: path.display().to_string(),
+                text,
+            })),
             Err(e) => Err(Error::usage(
                 format!("cannot read `{}`: {}", path.display(), e.kind()),
                 "point `--profiles-dir` at the directory that holds profiles.yml",

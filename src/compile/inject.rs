@@ -54,9 +54,16 @@ pub(crate) fn compile_sql(graph: &mut Graph) {
 }
 
 /// Lists the ephemeral models `node` reaches through ephemeral models only, dependencies first.
-fn collect_ephemerals(graph: &Graph, node: &Node, out: &mut Vec<String>, seen: &mut BTreeSet<String>) {
+fn collect_ephemerals(
+    graph: &Graph,
+    node: &Node,
+    out: &mut Vec<String>,
+    seen: &mut BTreeSet<String>,
+) {
     for dep in &node.depends_on_nodes {
-        let Some(d) = graph.nodes.get(dep) else { continue };
+        let Some(d) = graph.nodes.get(dep) else {
+            continue;
+        };
         if !d.is_ephemeral() || !seen.insert(dep.clone()) {
             continue;
         }
@@ -72,12 +79,19 @@ fn inject(sql: &str, blocks: &[String]) -> String {
     let head = &sql[start..];
     let is_with = head.len() >= 4
         && head[..4].eq_ignore_ascii_case("with")
-        && head[4..].chars().next().is_none_or(|c| c.is_whitespace() || c == '(');
+        && head[4..]
+            .chars()
+            .next()
+            .is_none_or(|c| c.is_whitespace() || c == '(');
     if is_with {
         let rest = head[4..].trim_start();
         let rest = match rest.get(..10) {
             Some(r) if r.eq_ignore_ascii_case("recursive ") => {
-                return format!("{}with recursive {joined},\n{}", &sql[..start], rest[10..].trim_start());
+                return format!(
+                    "{}with recursive {joined},\n{}",
+                    &sql[..start],
+                    rest[10..].trim_start()
+                );
             }
             _ => rest,
         };
@@ -111,7 +125,10 @@ mod tests {
     #[test]
     fn injects_into_an_existing_with_or_adds_one() {
         let blocks = vec!["__dbt__cte__a as (\nselect 1\n)".to_string()];
-        assert_eq!(inject("select * from __dbt__cte__a", &blocks), "with __dbt__cte__a as (\nselect 1\n)\nselect * from __dbt__cte__a");
+        assert_eq!(
+            inject("select * from __dbt__cte__a", &blocks),
+            "with __dbt__cte__a as (\nselect 1\n)\nselect * from __dbt__cte__a"
+        );
         assert_eq!(
             inject("-- note\nWITH x as (select 2)\nselect * from x", &blocks),
             "-- note\nwith __dbt__cte__a as (\nselect 1\n),\nx as (select 2)\nselect * from x"

@@ -89,21 +89,32 @@ pub fn compile(source: &dyn ProjectSource, options: Options) -> Result<Compilati
         return Ok(compilation);
     };
 
-    let mut vars: BTreeMap<String, minijinja::Value> = crate::spec::project::project_vars(&project.file)
-        .into_iter()
-        .map(|(k, v)| (k, minijinja::Value::from_serialize(&v)))
-        .collect();
+    let mut vars: BTreeMap<String, minijinja::Value> =
+        crate::spec::project::project_vars(&project.file)
+            .into_iter()
+            .map(|(k, v)| (k, minijinja::Value::from_serialize(&v)))
+            .collect();
     for (k, v) in &options.vars {
         if let Some(k) = k.as_str() {
             vars.insert(k.to_string(), minijinja::Value::from_serialize(v));
         }
     }
-    let inputs = Inputs { vars, env: options.env.clone() };
+    let inputs = Inputs {
+        vars,
+        env: options.env.clone(),
+    };
 
-    let profile_name = project.file.profile.clone().unwrap_or_else(|| project.file.name.clone());
+    let profile_name = project
+        .file
+        .profile
+        .clone()
+        .unwrap_or_else(|| project.file.name.clone());
     let target = resolve_target(&profile_name, &options, &inputs, &mut diagnostics);
 
-    let mut macro_files = vec![SourceFile { path: BUILTIN_MACROS_PATH.into(), text: GENERIC_TESTS.into() }];
+    let mut macro_files = vec![SourceFile {
+        path: BUILTIN_MACROS_PATH.into(),
+        text: GENERIC_TESTS.into(),
+    }];
     macro_files.extend(project.macros.iter().cloned());
     let renderer = Renderer::new(&macro_files, inputs, &target, &mut diagnostics);
 
@@ -137,13 +148,22 @@ fn resolve_target(
     let Some(profiles) = &options.profiles else {
         return default;
     };
-    let Some(parsed) = crate::spec::parse::<profiles::ProfilesFile>(&profiles.path, &profiles.text, diagnostics) else {
+    let Some(parsed) =
+        crate::spec::parse::<profiles::ProfilesFile>(&profiles.path, &profiles.text, diagnostics)
+    else {
         return default;
     };
     // Profiles may use env_var(); render them with the functions but no macros.
     let bootstrap = Renderer::new(&[], inputs.clone(), &default, diagnostics);
     let render = |s: &str| bootstrap.render_str(s);
-    match profiles::resolve(&profiles.path, &parsed.value, &parsed.locator, profile_name, options.target.as_deref(), &render) {
+    match profiles::resolve(
+        &profiles.path,
+        &parsed.value,
+        &parsed.locator,
+        profile_name,
+        options.target.as_deref(),
+        &render,
+    ) {
         Ok(target) => target,
         Err(d) => {
             diagnostics.push(d);
@@ -177,4 +197,8 @@ pub(crate) fn model_value(node: &crate::graph::Node) -> minijinja::Value {
 }
 
 /// The resolver a second render uses, shared across threads.
-pub(crate) type Resolver = Arc<dyn Fn(&crate::render::relation::RelationKey) -> Option<crate::render::relation::Relation> + Send + Sync>;
+pub(crate) type Resolver = Arc<
+    dyn Fn(&crate::render::relation::RelationKey) -> Option<crate::render::relation::Relation>
+        + Send
+        + Sync,
+>;

@@ -11,8 +11,8 @@ use crate::graph::config::{self, MATERIALIZATIONS};
 use crate::graph::node::{Column, SourceInfo};
 use crate::graph::{Node, ResourceType};
 use crate::project::{Project, SourceFile};
-use crate::render::{Renderer, Request};
 use crate::render::relation::Relation;
+use crate::render::{Renderer, Request};
 use crate::spec::profiles::Target;
 use crate::spec::schema::{ColumnSpec, NodePatch};
 
@@ -27,10 +27,18 @@ pub(crate) struct Patch<'a> {
 pub(crate) fn patches<'a>(project: &'a Project, seeds: bool) -> BTreeMap<&'a str, Patch<'a>> {
     let mut out = BTreeMap::new();
     for (file, parsed) in &project.schema_files {
-        let (list, key) = if seeds { (&parsed.value.seeds, "seeds") } else { (&parsed.value.models, "models") };
+        let (list, key) = if seeds {
+            (&parsed.value.seeds, "seeds")
+        } else {
+            (&parsed.value.models, "models")
+        };
         for (i, patch) in list.iter().enumerate() {
             let line = parsed.locator.find(&format!("{key}.{i}")).line;
-            out.entry(patch.name.as_str()).or_insert(Patch { path: &file.path, line, patch });
+            out.entry(patch.name.as_str()).or_insert(Patch {
+                path: &file.path,
+                line,
+                patch,
+            });
         }
     }
     out
@@ -46,7 +54,10 @@ fn split_path(file_path: &str, roots: &[String]) -> (Vec<String>, String, String
         .unwrap_or(file_path);
     let mut parts: Vec<String> = rel.split('/').map(str::to_string).collect();
     let file = parts.pop().unwrap_or_default();
-    let stem = file.rsplit_once('.').map_or(file.as_str(), |(s, _)| s).to_string();
+    let stem = file
+        .rsplit_once('.')
+        .map_or(file.as_str(), |(s, _)| s)
+        .to_string();
     (parts, stem, rel.to_string())
 }
 
@@ -73,11 +84,15 @@ fn apply_patch(node: &mut Node, patch: &Patch<'_>) {
     let p = patch.patch;
     node.config.merge(&config::from_yaml(&p.config));
     if !p.tags.is_empty() {
-        node.config.merge(&BTreeMap::from([("tags".to_string(), serde_json::json!(p.tags))]));
+        node.config.merge(&BTreeMap::from([(
+            "tags".to_string(),
+            serde_json::json!(p.tags),
+        )]));
     }
     if !p.meta.is_empty() {
         let meta = serde_json::to_value(&p.meta).unwrap_or_default();
-        node.config.merge(&BTreeMap::from([("meta".to_string(), meta)]));
+        node.config
+            .merge(&BTreeMap::from([("meta".to_string(), meta)]));
     }
     node.description = p.description.clone().unwrap_or_default();
     let documented = columns(&p.columns);
@@ -96,7 +111,11 @@ pub(crate) fn build(
     logs: &mut Vec<String>,
 ) -> Built {
     let name = project.file.name.clone();
-    let mut built = Built { nodes: BTreeMap::new(), disabled: BTreeMap::new(), project_name: name.clone() };
+    let mut built = Built {
+        nodes: BTreeMap::new(),
+        disabled: BTreeMap::new(),
+        project_name: name.clone(),
+    };
     let model_patches = patches(project, false);
     let seed_patches = patches(project, true);
     let mut by_name: HashMap<String, String> = HashMap::new();
@@ -107,10 +126,18 @@ pub(crate) fn build(
         .iter()
         .map(|file| {
             let (dirs, stem, rel) = split_path(&file.path, &project.file.model_paths);
-            let mut node = Node::new(ResourceType::Model, &name, &stem, format!("model.{name}.{stem}"));
+            let mut node = Node::new(
+                ResourceType::Model,
+                &name,
+                &stem,
+                format!("model.{name}.{stem}"),
+            );
             node.path = rel;
             node.original_file_path = file.path.clone();
-            node.fqn = std::iter::once(name.clone()).chain(dirs).chain([stem.clone()]).collect();
+            node.fqn = std::iter::once(name.clone())
+                .chain(dirs)
+                .chain([stem.clone()])
+                .collect();
             for layer in config::folder_layers(&project.file.models, &node.fqn) {
                 node.config.merge(&layer);
             }
@@ -142,12 +169,19 @@ pub(crate) fn build(
     for (mut node, out) in rendered {
         node.config.merge(&out.config);
         if !node.config.enabled() {
-            built.disabled.insert(node.name.clone(), node.original_file_path.clone());
+            built
+                .disabled
+                .insert(node.name.clone(), node.original_file_path.clone());
             continue;
         }
         logs.extend(out.logs.iter().map(|l| format!("{}: {l}", node.name)));
         diagnostics.extend(out.warnings.iter().map(|w| {
-            Diagnostic::new(Code::CompilerError, Span::file(&node.original_file_path), w.clone()).warning()
+            Diagnostic::new(
+                Code::CompilerError,
+                Span::file(&node.original_file_path),
+                w.clone(),
+            )
+            .warning()
         }));
         if let Some(d) = out.error {
             diagnostics.push(d);
@@ -166,21 +200,43 @@ pub(crate) fn build(
     // Seeds: columns from the CSV header, documentation from YAML.
     for seed in &project.seeds {
         let (dirs, stem, rel) = split_path(&seed.path, &project.file.seed_paths);
-        let mut node = Node::new(ResourceType::Seed, &name, &stem, format!("seed.{name}.{stem}"));
+        let mut node = Node::new(
+            ResourceType::Seed,
+            &name,
+            &stem,
+            format!("seed.{name}.{stem}"),
+        );
         node.path = rel;
         node.original_file_path = seed.path.clone();
-        node.fqn = std::iter::once(name.clone()).chain(dirs).chain([stem.clone()]).collect();
+        node.fqn = std::iter::once(name.clone())
+            .chain(dirs)
+            .chain([stem.clone()])
+            .collect();
         node.checksum = seed.checksum.clone();
         node.config.0.insert("materialized".into(), "seed".into());
         for layer in config::folder_layers(&project.file.seeds, &node.fqn) {
             node.config.merge(&layer);
         }
-        node.columns = seed.columns.iter().map(|c| (c.clone(), Column { name: c.clone(), ..Default::default() })).collect();
+        node.columns = seed
+            .columns
+            .iter()
+            .map(|c| {
+                (
+                    c.clone(),
+                    Column {
+                        name: c.clone(),
+                        ..Default::default()
+                    },
+                )
+            })
+            .collect();
         if let Some(patch) = seed_patches.get(stem.as_str()) {
             apply_patch(&mut node, patch);
         }
         if !node.config.enabled() {
-            built.disabled.insert(node.name.clone(), node.original_file_path.clone());
+            built
+                .disabled
+                .insert(node.name.clone(), node.original_file_path.clone());
             continue;
         }
         insert_unique(&mut built, &mut by_name, node, diagnostics);
@@ -189,14 +245,25 @@ pub(crate) fn build(
     // Patches for nodes that do not exist.
     for (patches, what) in [(&model_patches, "model"), (&seed_patches, "seed")] {
         for (patch_name, patch) in patches {
-            let exists = built.nodes.values().any(|n| n.name == *patch_name && n.resource_type.as_str() == what)
+            let exists = built
+                .nodes
+                .values()
+                .any(|n| n.name == *patch_name && n.resource_type.as_str() == what)
                 || built.disabled.contains_key(*patch_name);
             if !exists {
-                let names: Vec<&str> = built.nodes.values().filter(|n| n.resource_type.as_str() == what).map(|n| n.name.as_str()).collect();
+                let names: Vec<&str> = built
+                    .nodes
+                    .values()
+                    .filter(|n| n.resource_type.as_str() == what)
+                    .map(|n| n.name.as_str())
+                    .collect();
                 let mut d = Diagnostic::new(
                     Code::PatchWithoutNode,
                     Span::at(patch.path, patch.line, 1),
-                    format!("`{}` documents {what} `{patch_name}`, which does not exist", patch.path),
+                    format!(
+                        "`{}` documents {what} `{patch_name}`, which does not exist",
+                        patch.path
+                    ),
                 )
                 .label(format!("no {what} named `{patch_name}`"));
                 d = match crate::diag::did_you_mean(&crate::diag::closest(patch_name, names)) {
@@ -218,25 +285,44 @@ fn check_materialization(node: &Node, diagnostics: &mut Vec<Diagnostic>) {
         return;
     }
     let span = match node.raw_code.find("materialized") {
-        Some(i) => Span::from_range(&node.original_file_path, &node.raw_code, (i, i + "materialized".len())),
+        Some(i) => Span::from_range(
+            &node.original_file_path,
+            &node.raw_code,
+            (i, i + "materialized".len()),
+        ),
         None => Span::file(&node.original_file_path),
     };
     let close = crate::diag::closest(m, MATERIALIZATIONS.iter().copied());
     diagnostics.push(
-        Diagnostic::new(Code::ConfigInvalid, span, format!("model `{}` has unknown materialization `{m}`", node.name))
-            .label("set here or in the project file")
-            .hint(crate::diag::did_you_mean(&close).unwrap_or_else(|| format!("use one of: {}", MATERIALIZATIONS.join(", ")))),
+        Diagnostic::new(
+            Code::ConfigInvalid,
+            span,
+            format!("model `{}` has unknown materialization `{m}`", node.name),
+        )
+        .label("set here or in the project file")
+        .hint(
+            crate::diag::did_you_mean(&close)
+                .unwrap_or_else(|| format!("use one of: {}", MATERIALIZATIONS.join(", "))),
+        ),
     );
 }
 
 /// Adds a model or seed, reporting a name that is already taken (refs would be ambiguous).
-fn insert_unique(built: &mut Built, by_name: &mut HashMap<String, String>, node: Node, diagnostics: &mut Vec<Diagnostic>) {
+fn insert_unique(
+    built: &mut Built,
+    by_name: &mut HashMap<String, String>,
+    node: Node,
+    diagnostics: &mut Vec<Diagnostic>,
+) {
     if let Some(first) = by_name.get(&node.name) {
         diagnostics.push(
             Diagnostic::new(
                 Code::DuplicateName,
                 Span::file(&node.original_file_path),
-                format!("two resources are named `{}`: `{first}` and `{}`", node.name, node.original_file_path),
+                format!(
+                    "two resources are named `{}`: `{first}` and `{}`",
+                    node.name, node.original_file_path
+                ),
             )
             .hint("ref() finds resources by name: rename one of the files"),
         );
@@ -247,7 +333,12 @@ fn insert_unique(built: &mut Built, by_name: &mut HashMap<String, String>, node:
 }
 
 /// Builds source nodes from every schema file's `sources:`, naming their relations.
-fn sources(project: &Project, target: &Target, built: &mut Built, diagnostics: &mut Vec<Diagnostic>) {
+fn sources(
+    project: &Project,
+    target: &Target,
+    built: &mut Built,
+    diagnostics: &mut Vec<Diagnostic>,
+) {
     let name = &built.project_name.clone();
     for (file, parsed) in &project.schema_files {
         for (i, source) in parsed.value.sources.iter().enumerate() {
@@ -259,7 +350,10 @@ fn sources(project: &Project, target: &Target, built: &mut Built, diagnostics: &
                         Diagnostic::new(
                             Code::DuplicateName,
                             Span::at(&file.path, line, 1),
-                            format!("source table `{}.{}` is declared twice: in `{}` and `{}`", source.name, table.name, existing.original_file_path, file.path),
+                            format!(
+                                "source table `{}.{}` is declared twice: in `{}` and `{}`",
+                                source.name, table.name, existing.original_file_path, file.path
+                            ),
                         )
                         .hint("remove one of the declarations"),
                     );
@@ -274,22 +368,36 @@ fn sources(project: &Project, target: &Target, built: &mut Built, diagnostics: &
                 node.config.merge(&config::from_yaml(&table.config));
                 let tags: Vec<&String> = source.tags.iter().chain(&table.tags).collect();
                 if !tags.is_empty() {
-                    node.config.merge(&BTreeMap::from([("tags".to_string(), serde_json::json!(tags))]));
+                    node.config.merge(&BTreeMap::from([(
+                        "tags".to_string(),
+                        serde_json::json!(tags),
+                    )]));
                 }
                 let mut meta = config::from_yaml(&source.meta);
                 meta.extend(config::from_yaml(&table.meta));
                 if !meta.is_empty() {
-                    node.config.merge(&BTreeMap::from([("meta".to_string(), serde_json::json!(meta))]));
+                    node.config.merge(&BTreeMap::from([(
+                        "meta".to_string(),
+                        serde_json::json!(meta),
+                    )]));
                 }
                 if !node.config.enabled() {
                     continue;
                 }
                 node.description = table.description.clone().unwrap_or_default();
                 node.columns = columns(&table.columns);
-                node.checksum = crate::artifacts::checksum(format!("{}.{}", source.name, table.name).as_bytes());
-                let identifier = table.identifier.clone().unwrap_or_else(|| table.name.clone());
+                node.checksum = crate::artifacts::checksum(
+                    format!("{}.{}", source.name, table.name).as_bytes(),
+                );
+                let identifier = table
+                    .identifier
+                    .clone()
+                    .unwrap_or_else(|| table.name.clone());
                 node.relation = Some(Relation {
-                    database: source.database.clone().unwrap_or_else(|| target.database.clone()),
+                    database: source
+                        .database
+                        .clone()
+                        .unwrap_or_else(|| target.database.clone()),
                     schema: source.schema.clone().unwrap_or_else(|| source.name.clone()),
                     identifier: identifier.clone(),
                     adapter: target.adapter_type.clone(),

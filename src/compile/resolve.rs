@@ -24,10 +24,16 @@ fn call_site(node: &Node, function: &str, args: &[&str]) -> Span {
         let mut from = 0;
         while let Some(i) = text[from..].find(&open) {
             let start = from + i;
-            let end = text[start..].find(')').map_or(text.len(), |e| start + e + 1);
+            let end = text[start..]
+                .find(')')
+                .map_or(text.len(), |e| start + e + 1);
             let inner = &text[start..end];
-            let quoted = |a: &str| inner.contains(&format!("'{a}'")) || inner.contains(&format!("\"{a}\""));
-            let preceded_by_word = text[..start].chars().next_back().is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '.');
+            let quoted =
+                |a: &str| inner.contains(&format!("'{a}'")) || inner.contains(&format!("\"{a}\""));
+            let preceded_by_word = text[..start]
+                .chars()
+                .next_back()
+                .is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '.');
             if !preceded_by_word && args.iter().all(|a| quoted(a)) {
                 return Span::from_range(&node.original_file_path, text, (start, end));
             }
@@ -53,7 +59,10 @@ pub(crate) fn dependencies(built: &mut Built, diagnostics: &mut Vec<Diagnostic>)
             }
             ResourceType::Source => {
                 if let Some(s) = &node.source_info {
-                    sources.insert((s.source_name.clone(), node.name.clone()), node.unique_id.clone());
+                    sources.insert(
+                        (s.source_name.clone(), node.name.clone()),
+                        node.unique_id.clone(),
+                    );
                 }
             }
             ResourceType::Test => {}
@@ -67,10 +76,20 @@ pub(crate) fn dependencies(built: &mut Built, diagnostics: &mut Vec<Diagnostic>)
             if let Some(package) = &call.package {
                 if *package != project {
                     diagnostics.push(
-                        Diagnostic::new(Code::RefNotFound, call_site(node, "ref", &[package, &call.name]),
-                            format!("{} refers to `{}` in package `{package}`, which is not installed", what(node), call.name))
+                        Diagnostic::new(
+                            Code::RefNotFound,
+                            call_site(node, "ref", &[package, &call.name]),
+                            format!(
+                                "{} refers to `{}` in package `{package}`, which is not installed",
+                                what(node),
+                                call.name
+                            ),
+                        )
                         .label(format!("no package named `{package}`"))
-                        .hint(format!("ebb compiles one project; use ref('{}') for a node of this project", call.name)),
+                        .hint(format!(
+                            "ebb compiles one project; use ref('{}') for a node of this project",
+                            call.name
+                        )),
                     );
                     continue;
                 }
@@ -80,19 +99,39 @@ pub(crate) fn dependencies(built: &mut Built, diagnostics: &mut Vec<Diagnostic>)
                     node.depends_on_nodes.insert(id.clone());
                 }
                 None if built.disabled.contains_key(&call.name) => diagnostics.push(
-                    Diagnostic::new(Code::RefDisabled, call_site(node, "ref", &[&call.name]),
-                        format!("{} refers to `{}`, which is disabled", what(node), call.name))
+                    Diagnostic::new(
+                        Code::RefDisabled,
+                        call_site(node, "ref", &[&call.name]),
+                        format!(
+                            "{} refers to `{}`, which is disabled",
+                            what(node),
+                            call.name
+                        ),
+                    )
                     .label("disabled in its config")
-                    .hint(format!("enable `{}` (in `{}`) or disable this node too", call.name, built.disabled[&call.name])),
+                    .hint(format!(
+                        "enable `{}` (in `{}`) or disable this node too",
+                        call.name, built.disabled[&call.name]
+                    )),
                 ),
                 None => {
                     let close = diag::closest(&call.name, names.iter().map(String::as_str));
-                    let d = Diagnostic::new(Code::RefNotFound, call_site(node, "ref", &[&call.name]),
-                        format!("{} refers to `{}`, which does not exist", what(node), call.name))
+                    let d = Diagnostic::new(
+                        Code::RefNotFound,
+                        call_site(node, "ref", &[&call.name]),
+                        format!(
+                            "{} refers to `{}`, which does not exist",
+                            what(node),
+                            call.name
+                        ),
+                    )
                     .label(format!("no model or seed named `{}`", call.name));
                     diagnostics.push(match diag::did_you_mean(&close) {
                         Some(h) => d.hint(h),
-                        None => d.hint(format!("create `models/{}.sql`, or fix the name", call.name)),
+                        None => d.hint(format!(
+                            "create `models/{}.sql`, or fix the name",
+                            call.name
+                        )),
                     });
                 }
             }
@@ -105,8 +144,11 @@ pub(crate) fn dependencies(built: &mut Built, diagnostics: &mut Vec<Diagnostic>)
                 None => {
                     let full = format!("{s}.{t}");
                     let close = diag::closest(&full, source_names.iter().map(String::as_str));
-                    let d = Diagnostic::new(Code::SourceNotFound, call_site(node, "source", &[&s, &t]),
-                        format!("{} uses source `{full}`, which is not declared", what(node)))
+                    let d = Diagnostic::new(
+                        Code::SourceNotFound,
+                        call_site(node, "source", &[&s, &t]),
+                        format!("{} uses source `{full}`, which is not declared", what(node)),
+                    )
                     .label(format!("no source table `{full}`"));
                     diagnostics.push(match diag::did_you_mean(&close) {
                         Some(h) => d.hint(h),
@@ -119,8 +161,18 @@ pub(crate) fn dependencies(built: &mut Built, diagnostics: &mut Vec<Diagnostic>)
 }
 
 /// Names the relation of every model and seed.
-pub(crate) fn relations(graph: &mut Graph, renderer: &Renderer, target: &Target, diagnostics: &mut Vec<Diagnostic>) {
-    let custom = ["generate_schema_name", "generate_alias_name", "generate_database_name"].map(|m| renderer.has_macro(m));
+pub(crate) fn relations(
+    graph: &mut Graph,
+    renderer: &Renderer,
+    target: &Target,
+    diagnostics: &mut Vec<Diagnostic>,
+) {
+    let custom = [
+        "generate_schema_name",
+        "generate_alias_name",
+        "generate_database_name",
+    ]
+    .map(|m| renderer.has_macro(m));
     let named: Vec<(String, Relation, Vec<Diagnostic>)> = graph
         .nodes
         .par_iter()
@@ -141,14 +193,23 @@ pub(crate) fn relations(graph: &mut Graph, renderer: &Renderer, target: &Target,
 /// Names one node's relation: dbt's default rule (`<target schema>_<custom schema>`, alias or
 /// name), or the project's `generate_schema_name`/`generate_alias_name`/`generate_database_name`
 /// macros when it defines them (`custom` says which).
-fn name_relation(n: &Node, renderer: &Renderer, target: &Target, custom: [bool; 3]) -> (Relation, Vec<Diagnostic>) {
+fn name_relation(
+    n: &Node,
+    renderer: &Renderer,
+    target: &Target,
+    custom: [bool; 3],
+) -> (Relation, Vec<Diagnostic>) {
     let custom_schema = n.config.str("schema");
     let mut schema = match custom_schema {
         Some(c) => format!("{}_{}", target.schema, c.trim()),
         None => target.schema.clone(),
     };
     let mut identifier = n.config.str("alias").unwrap_or(&n.name).to_string();
-    let mut database = n.config.str("database").unwrap_or(&target.database).to_string();
+    let mut database = n
+        .config
+        .str("database")
+        .unwrap_or(&target.database)
+        .to_string();
     let mut errors = Vec::new();
     let mut apply = |enabled: bool, m: &str, arg: Option<&str>, slot: &mut String| {
         if !enabled {
@@ -161,7 +222,10 @@ fn name_relation(n: &Node, renderer: &Renderer, target: &Target, custom: [bool; 
             base_config: n.config.0.clone(),
             resolved: None,
             extra: BTreeMap::from([
-                ("__ebb_custom".into(), arg.map_or(Value::from(()), Value::from)),
+                (
+                    "__ebb_custom".into(),
+                    arg.map_or(Value::from(()), Value::from),
+                ),
                 ("__ebb_node".into(), model_value(n)),
             ]),
         });
@@ -170,11 +234,35 @@ fn name_relation(n: &Node, renderer: &Renderer, target: &Target, custom: [bool; 
             None => *slot = out.sql.trim().to_string(),
         }
     };
-    apply(custom[0], "generate_schema_name", custom_schema, &mut schema);
-    apply(custom[1], "generate_alias_name", n.config.str("alias"), &mut identifier);
-    apply(custom[2], "generate_database_name", n.config.str("database"), &mut database);
+    apply(
+        custom[0],
+        "generate_schema_name",
+        custom_schema,
+        &mut schema,
+    );
+    apply(
+        custom[1],
+        "generate_alias_name",
+        n.config.str("alias"),
+        &mut identifier,
+    );
+    apply(
+        custom[2],
+        "generate_database_name",
+        n.config.str("database"),
+        &mut database,
+    );
     let cte = n.is_ephemeral().then(|| format!("__dbt__cte__{}", n.name));
-    (Relation { database, schema, identifier, adapter: target.adapter_type.clone(), cte }, errors)
+    (
+        Relation {
+            database,
+            schema,
+            identifier,
+            adapter: target.adapter_type.clone(),
+            cte,
+        },
+        errors,
+    )
 }
 
 /// Returns a resolver for one node's placeholders: refs and sources through its dependencies,
@@ -182,7 +270,9 @@ fn name_relation(n: &Node, renderer: &Renderer, target: &Target, custom: [bool; 
 pub(crate) fn resolver(graph: &Graph, node: &Node) -> Resolver {
     let mut map: HashMap<RelationKey, Relation> = HashMap::new();
     for dep in &node.depends_on_nodes {
-        let Some(d) = graph.nodes.get(dep) else { continue };
+        let Some(d) = graph.nodes.get(dep) else {
+            continue;
+        };
         let Some(rel) = &d.relation else { continue };
         let key = match &d.source_info {
             Some(s) => RelationKey::Source(s.source_name.clone(), d.name.clone()),
@@ -197,8 +287,17 @@ pub(crate) fn resolver(graph: &Graph, node: &Node) -> Resolver {
 }
 
 /// Renders again, with real relation names, every node whose template read a relation's parts.
-pub(crate) fn second_pass(graph: &mut Graph, renderer: &Renderer, diagnostics: &mut Vec<Diagnostic>) {
-    let ids: Vec<String> = graph.nodes.values().filter(|n| n.needs_resolve && n.test_metadata.is_none()).map(|n| n.unique_id.clone()).collect();
+pub(crate) fn second_pass(
+    graph: &mut Graph,
+    renderer: &Renderer,
+    diagnostics: &mut Vec<Diagnostic>,
+) {
+    let ids: Vec<String> = graph
+        .nodes
+        .values()
+        .filter(|n| n.needs_resolve && n.test_metadata.is_none())
+        .map(|n| n.unique_id.clone())
+        .collect();
     let outputs: Vec<(String, crate::render::Rendered)> = ids
         .par_iter()
         .map(|id| {

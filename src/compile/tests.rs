@@ -49,37 +49,67 @@ pub(crate) fn build(
     let mut declared: Vec<Declared> = Vec::new();
     for (file, parsed) in &project.schema_files {
         let loc = &parsed.locator;
-        let mut add = |attach: Attached, base: &str, tests: &[serde_yaml::Value], cols: &[(String, &[serde_yaml::Value])], declared: &mut Vec<Declared>| {
+        let mut add = |attach: Attached,
+                       base: &str,
+                       tests: &[serde_yaml::Value],
+                       cols: &[(String, &[serde_yaml::Value])],
+                       declared: &mut Vec<Declared>| {
             let index = attached.len();
             attached.push(attach);
             let mut push = |at: String, column: Option<String>, value: &serde_yaml::Value| {
-                declared.push(Declared { file: file.path.clone(), line: loc.find(&at).line, attached: index, column, value: value.clone() });
+                declared.push(Declared {
+                    file: file.path.clone(),
+                    line: loc.find(&at).line,
+                    attached: index,
+                    column,
+                    value: value.clone(),
+                });
             };
             for (k, t) in tests.iter().enumerate() {
                 push(format!("{base}.tests.{k}"), None, t);
             }
             for (c, (col, tests)) in cols.iter().enumerate() {
                 for (k, t) in tests.iter().enumerate() {
-                    push(format!("{base}.columns.{c}.tests.{k}"), Some(col.clone()), t);
+                    push(
+                        format!("{base}.columns.{c}.tests.{k}"),
+                        Some(col.clone()),
+                        t,
+                    );
                 }
             }
         };
-        for (kind, list) in [("models", &parsed.value.models), ("seeds", &parsed.value.seeds)] {
+        for (kind, list) in [
+            ("models", &parsed.value.models),
+            ("seeds", &parsed.value.seeds),
+        ] {
             for (i, patch) in list.iter().enumerate() {
                 let prefix = if kind == "models" { "model" } else { "seed" };
                 let uid = format!("{prefix}.{name}.{}", patch.name);
                 if !built.nodes.contains_key(&uid) {
                     continue;
                 }
-                let cols: Vec<(String, &[serde_yaml::Value])> = patch.columns.iter().map(|c| (c.name.clone(), c.tests.as_slice())).collect();
+                let cols: Vec<(String, &[serde_yaml::Value])> = patch
+                    .columns
+                    .iter()
+                    .map(|c| (c.name.clone(), c.tests.as_slice()))
+                    .collect();
                 let attach = Attached {
                     unique_id: uid,
                     relation_expr: "ref(__ebb_ref)",
-                    relation_args: BTreeMap::from([("__ebb_ref".to_string(), Value::from(patch.name.as_str()))]),
+                    relation_args: BTreeMap::from([(
+                        "__ebb_ref".to_string(),
+                        Value::from(patch.name.as_str()),
+                    )]),
                     label: patch.name.clone(),
                     source: false,
                 };
-                add(attach, &format!("{kind}.{i}"), &patch.tests, &cols, &mut declared);
+                add(
+                    attach,
+                    &format!("{kind}.{i}"),
+                    &patch.tests,
+                    &cols,
+                    &mut declared,
+                );
             }
         }
         for (i, source) in parsed.value.sources.iter().enumerate() {
@@ -88,18 +118,31 @@ pub(crate) fn build(
                 if !built.nodes.contains_key(&uid) {
                     continue;
                 }
-                let cols: Vec<(String, &[serde_yaml::Value])> = table.columns.iter().map(|c| (c.name.clone(), c.tests.as_slice())).collect();
+                let cols: Vec<(String, &[serde_yaml::Value])> = table
+                    .columns
+                    .iter()
+                    .map(|c| (c.name.clone(), c.tests.as_slice()))
+                    .collect();
                 let attach = Attached {
                     unique_id: uid,
                     relation_expr: "source(__ebb_source, __ebb_table)",
                     relation_args: BTreeMap::from([
-                        ("__ebb_source".to_string(), Value::from(source.name.as_str())),
+                        (
+                            "__ebb_source".to_string(),
+                            Value::from(source.name.as_str()),
+                        ),
                         ("__ebb_table".to_string(), Value::from(table.name.as_str())),
                     ]),
                     label: format!("{}_{}", source.name, table.name),
                     source: true,
                 };
-                add(attach, &format!("sources.{i}.tables.{j}"), &table.tests, &cols, &mut declared);
+                add(
+                    attach,
+                    &format!("sources.{i}.tables.{j}"),
+                    &table.tests,
+                    &cols,
+                    &mut declared,
+                );
             }
         }
     }
@@ -113,10 +156,24 @@ pub(crate) fn build(
         }
     }
     for file in &project.singular_tests {
-        let stem = file.path.rsplit('/').next().unwrap_or_default().trim_end_matches(".sql").to_string();
-        let mut node = Node::new(ResourceType::Test, &name, &stem, format!("test.{name}.{stem}"));
+        let stem = file
+            .path
+            .rsplit('/')
+            .next()
+            .unwrap_or_default()
+            .trim_end_matches(".sql")
+            .to_string();
+        let mut node = Node::new(
+            ResourceType::Test,
+            &name,
+            &stem,
+            format!("test.{name}.{stem}"),
+        );
         node.original_file_path = file.path.clone();
-        node.path = file.path.split_once('/').map_or(file.path.clone(), |(_, r)| r.to_string());
+        node.path = file
+            .path
+            .split_once('/')
+            .map_or(file.path.clone(), |(_, r)| r.to_string());
         node.fqn = vec![name.clone(), stem.clone()];
         node.config = test_config(project, &node.fqn, &serde_yaml::Mapping::new());
         node.raw_code = file.text.clone();
@@ -163,7 +220,10 @@ pub(crate) fn build(
                 Diagnostic::new(
                     Code::DuplicateName,
                     Span::at(&node.original_file_path, node.line, 1),
-                    format!("two tests are named `{}`: in `{}` and `{}`", node.name, existing.original_file_path, node.original_file_path),
+                    format!(
+                        "two tests are named `{}`: in `{}` and `{}`",
+                        node.name, existing.original_file_path, node.original_file_path
+                    ),
                 )
                 .hint("give one of them a `name:`, or remove the duplicate"),
             );
@@ -188,7 +248,9 @@ fn test_config(project: &Project, fqn: &[String], own: &serde_yaml::Mapping) -> 
 }
 
 fn is_identifier(s: &str) -> bool {
-    !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') && !s.starts_with(|c: char| c.is_ascii_digit())
+    !s.is_empty()
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !s.starts_with(|c: char| c.is_ascii_digit())
 }
 
 /// Makes the node and template context for one declared generic test; `Err` for a test that
@@ -202,25 +264,41 @@ fn prepare(
 ) -> Result<Option<(Node, BTreeMap<String, Value>)>, Diagnostic> {
     let span = Span::at(&d.file, d.line, 1);
     let spec = TestSpec::from_yaml(&d.value).map_err(|e| {
-        Diagnostic::new(Code::TestInvalid, span.clone(), format!("cannot read this test: {e}"))
-            .hint("write a test as `- unique` or `- accepted_values: {values: [a, b]}`")
+        Diagnostic::new(
+            Code::TestInvalid,
+            span.clone(),
+            format!("cannot read this test: {e}"),
+        )
+        .hint("write a test as `- unique` or `- accepted_values: {values: [a, b]}`")
     })?;
     let macro_name = format!("test_{}", spec.test_name);
     if !renderer.has_macro(&macro_name) {
-        let known: Vec<&str> = renderer.macros.iter().filter_map(|m| m.name.strip_prefix("test_")).collect();
+        let known: Vec<&str> = renderer
+            .macros
+            .iter()
+            .filter_map(|m| m.name.strip_prefix("test_"))
+            .collect();
         let hint = diag::did_you_mean(&diag::closest(&spec.test_name, known.iter().copied())).unwrap_or_else(|| {
             format!("define it with `{{% test {}(model, column_name) %}}` in the macro paths or tests/generic/", spec.test_name)
         });
-        return Err(Diagnostic::new(Code::TestInvalid, span, format!("unknown generic test `{}`", spec.test_name))
-            .label("no test macro with this name")
-            .hint(hint));
+        return Err(Diagnostic::new(
+            Code::TestInvalid,
+            span,
+            format!("unknown generic test `{}`", spec.test_name),
+        )
+        .label("no test macro with this name")
+        .hint(hint));
     }
     let mut args: BTreeMap<String, serde_yaml::Value> = BTreeMap::new();
     for (k, v) in &spec.args {
         let Some(k) = k.as_str() else { continue };
         if !is_identifier(k) {
-            return Err(Diagnostic::new(Code::TestInvalid, span, format!("test argument `{k}` is not a valid name"))
-                .hint("argument names are letters, digits and underscores"));
+            return Err(Diagnostic::new(
+                Code::TestInvalid,
+                span,
+                format!("test argument `{k}` is not a valid name"),
+            )
+            .hint("argument names are letters, digits and underscores"));
         }
         args.insert(k.to_string(), v.clone());
     }
@@ -228,14 +306,38 @@ fn prepare(
         args.insert("column_name".into(), serde_yaml::Value::from(col.as_str()));
     }
 
-    let name = spec.custom_name.clone().unwrap_or_else(|| test_name(&spec.test_name, attached, &args));
-    let digest = crate::artifacts::checksum(format!("{name}|{}|{:?}", attached.unique_id, args).as_bytes());
-    let mut node = Node::new(ResourceType::Test, project_name, &name, format!("test.{project_name}.{name}.{}", &digest[..10]));
+    let name = spec
+        .custom_name
+        .clone()
+        .unwrap_or_else(|| test_name(&spec.test_name, attached, &args));
+    let digest =
+        crate::artifacts::checksum(format!("{name}|{}|{:?}", attached.unique_id, args).as_bytes());
+    let mut node = Node::new(
+        ResourceType::Test,
+        project_name,
+        &name,
+        format!("test.{project_name}.{name}.{}", &digest[..10]),
+    );
     node.original_file_path = d.file.clone();
-    node.path = d.file.split_once('/').map_or(d.file.clone(), |(_, r)| r.to_string());
+    node.path = d
+        .file
+        .split_once('/')
+        .map_or(d.file.clone(), |(_, r)| r.to_string());
     node.line = d.line;
-    let dirs: Vec<String> = node.path.split('/').rev().skip(1).collect::<Vec<_>>().into_iter().rev().map(str::to_string).collect();
-    node.fqn = std::iter::once(project_name.to_string()).chain(dirs).chain([name.clone()]).collect();
+    let dirs: Vec<String> = node
+        .path
+        .split('/')
+        .rev()
+        .skip(1)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .map(str::to_string)
+        .collect();
+    node.fqn = std::iter::once(project_name.to_string())
+        .chain(dirs)
+        .chain([name.clone()])
+        .collect();
     node.config = test_config(project, &node.fqn, &spec.config);
     node.checksum = digest;
 
@@ -249,7 +351,10 @@ fn prepare(
     for (k, v) in &args {
         let var = format!("__ebb_arg_{k}");
         match v.as_str().map(str::trim) {
-            Some(expr) if k != "column_name" && (expr.starts_with("ref(") || expr.starts_with("source(")) => {
+            Some(expr)
+                if k != "column_name"
+                    && (expr.starts_with("ref(") || expr.starts_with("source(")) =>
+            {
                 template.push_str(&format!("{{% set {var} = {expr} %}}"));
             }
             _ => {
@@ -263,7 +368,10 @@ fn prepare(
     node.raw_code = template;
     node.test_metadata = Some(TestMetadata {
         name: spec.test_name.clone(),
-        kwargs: args.iter().filter_map(|(k, v)| Some((k.clone(), serde_json::to_value(v).ok()?))).collect(),
+        kwargs: args
+            .iter()
+            .filter_map(|(k, v)| Some((k.clone(), serde_json::to_value(v).ok()?)))
+            .collect(),
         column_name: d.column.clone(),
         attached_node: Some(attached.unique_id.clone()),
     });
@@ -271,7 +379,11 @@ fn prepare(
 }
 
 /// dbt's generic test name: `<test>_<model>_<args flattened>`, shortened with a hash past 63.
-fn test_name(test: &str, attached: &Attached, args: &BTreeMap<String, serde_yaml::Value>) -> String {
+fn test_name(
+    test: &str,
+    attached: &Attached,
+    args: &BTreeMap<String, serde_yaml::Value>,
+) -> String {
     let mut flat: Vec<String> = Vec::new();
     for v in args.values() {
         match v {
@@ -281,21 +393,36 @@ fn test_name(test: &str, attached: &Attached, args: &BTreeMap<String, serde_yaml
         }
     }
     let clean: Vec<String> = flat.iter().map(|s| clean(s)).collect();
-    let prefix = if attached.source { format!("source_{test}_{}", attached.label) } else { format!("{test}_{}", attached.label) };
+    let prefix = if attached.source {
+        format!("source_{test}_{}", attached.label)
+    } else {
+        format!("{test}_{}", attached.label)
+    };
     let full = format!("{prefix}_{}", clean.join("__"));
     if full.len() < 64 {
         return full;
     }
     let short: String = prefix.chars().take(30).collect();
-    format!("{short}_{}", &crate::artifacts::checksum(full.as_bytes())[..32])
+    format!(
+        "{short}_{}",
+        &crate::artifacts::checksum(full.as_bytes())[..32]
+    )
 }
 
 fn scalar(v: &serde_yaml::Value) -> String {
     match v {
         serde_yaml::Value::String(s) => s.clone(),
         serde_yaml::Value::Null => "None".into(),
-        serde_yaml::Value::Bool(b) => if *b { "True".into() } else { "False".into() },
-        other => serde_yaml::to_string(other).map(|s| s.trim().to_string()).unwrap_or_default(),
+        serde_yaml::Value::Bool(b) => {
+            if *b {
+                "True".into()
+            } else {
+                "False".into()
+            }
+        }
+        other => serde_yaml::to_string(other)
+            .map(|s| s.trim().to_string())
+            .unwrap_or_default(),
     }
 }
 

@@ -33,12 +33,22 @@ pub struct Span {
 impl Span {
     /// Returns a span covering a whole file, for problems that belong to no particular line.
     pub fn file(path: impl Into<String>) -> Self {
-        Span { path: path.into(), line: 1, column: 1, range: None }
+        Span {
+            path: path.into(),
+            line: 1,
+            column: 1,
+            range: None,
+        }
     }
 
     /// Returns a span at a 1-based line and column with no byte range.
     pub fn at(path: impl Into<String>, line: usize, column: usize) -> Self {
-        Span { path: path.into(), line: line.max(1), column: column.max(1), range: None }
+        Span {
+            path: path.into(),
+            line: line.max(1),
+            column: column.max(1),
+            range: None,
+        }
     }
 
     /// Returns a span for a byte range of `source`, computing its line and column.
@@ -47,8 +57,16 @@ impl Span {
         let before = &source[..floor_char_boundary(source, start)];
         let line = before.matches('\n').count() + 1;
         let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-        let column = source[line_start..floor_char_boundary(source, start)].chars().count() + 1;
-        Span { path: path.into(), line, column, range: Some((start, range.1.min(source.len()).max(start))) }
+        let column = source[line_start..floor_char_boundary(source, start)]
+            .chars()
+            .count()
+            + 1;
+        Span {
+            path: path.into(),
+            line,
+            column,
+            range: Some((start, range.1.min(source.len()).max(start))),
+        }
     }
 }
 
@@ -132,7 +150,11 @@ pub fn closest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) ->
         .collect();
     scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(b.1)));
     scored.dedup_by(|a, b| a.1 == b.1);
-    scored.into_iter().take(3).map(|(_, c)| c.to_string()).collect()
+    scored
+        .into_iter()
+        .take(3)
+        .map(|(_, c)| c.to_string())
+        .collect()
 }
 
 /// Formats a "did you mean" hint for a list of close names, or returns `None` when there are none.

@@ -12,9 +12,15 @@ pub fn to_text(diagnostic: &Diagnostic, source: Option<&str>, color: bool) -> St
         Severity::Error => Level::Error,
         Severity::Warning => Level::Warning,
     };
-    let renderer = if color { Renderer::styled() } else { Renderer::plain() };
+    let renderer = if color {
+        Renderer::styled()
+    } else {
+        Renderer::plain()
+    };
     let span = &diagnostic.span;
-    let title = level.title(&diagnostic.message).id(diagnostic.code.as_str());
+    let title = level
+        .title(&diagnostic.message)
+        .id(diagnostic.code.as_str());
     let excerpt = source.and_then(|src| excerpt(src, span.line, span.column, span.range));
     let label = diagnostic.label.as_deref().unwrap_or("");
     let mut out = match &excerpt {
@@ -46,8 +52,20 @@ fn excerpt(
     column: usize,
     range: Option<(usize, usize)>,
 ) -> Option<(String, usize, std::ops::Range<usize>)> {
-    let line_starts: Vec<usize> =
-        std::iter::once(0).chain(source.match_indices('\n').map(|(i, _)| i + 1)).collect();
+    let line_starts: Vec<usize> = std::iter::once(0)
+        .chain(source.match_indices('\n').map(|(i, _)| i + 1))
+        .collect();
+    // A position past the end (YAML errors at end of file) shows the last line.
+    let last_line = if source.ends_with('\n') {
+        line_starts.len().saturating_sub(2)
+    } else {
+        line_starts.len() - 1
+    };
+    let (line, column, range) = if line > last_line + 1 {
+        (last_line + 1, usize::MAX, None)
+    } else {
+        (line, column, range)
+    };
     let first = line.checked_sub(1)?;
     let start_of_line = *line_starts.get(first)?;
     let (abs_start, abs_end) = match range {
@@ -55,19 +73,30 @@ fn excerpt(
         _ => {
             let text_end = line_starts.get(first + 1).map_or(source.len(), |e| e - 1);
             let text = &source[start_of_line..text_end];
-            let offset: usize = text.chars().take(column.saturating_sub(1)).map(char::len_utf8).sum();
+            let offset: usize = text
+                .chars()
+                .take(column.saturating_sub(1))
+                .map(char::len_utf8)
+                .sum();
             let trimmed_end = start_of_line + text.trim_end().len();
             let s = (start_of_line + offset).min(trimmed_end);
             (s, trimmed_end.max(s))
         }
     };
-    let end_line = line_starts.partition_point(|&ls| ls <= abs_end.saturating_sub(1).max(abs_start)) - 1;
+    let end_line =
+        line_starts.partition_point(|&ls| ls <= abs_end.saturating_sub(1).max(abs_start)) - 1;
     let last = end_line.min(first + 2);
     let cut_end = line_starts.get(last + 1).map_or(source.len(), |e| e - 1);
-    let text = source[start_of_line..cut_end.max(start_of_line)].trim_end_matches('\r').to_string();
+    let text = source[start_of_line..cut_end.max(start_of_line)]
+        .trim_end_matches('\r')
+        .to_string();
     let rel_start = abs_start - start_of_line;
     let rel_end = (abs_end - start_of_line).min(text.len()).max(rel_start);
-    let rel_end = if rel_end == rel_start { (rel_start + 1).min(text.len().max(rel_start)) } else { rel_end };
+    let rel_end = if rel_end == rel_start {
+        (rel_start + 1).min(text.len().max(rel_start))
+    } else {
+        rel_end
+    };
     Some((text, line, rel_start..rel_end))
 }
 

@@ -14,10 +14,31 @@ pub struct NodeConfig(pub BTreeMap<String, Value>);
 /// Config keys dbt accepts without a `+` prefix in the project file's folder tree; any other
 /// key without `+` names a sub-folder.
 const PLAIN_KEYS: &[&str] = &[
-    "materialized", "tags", "schema", "alias", "enabled", "meta", "database", "docs",
-    "persist_docs", "pre-hook", "post-hook", "full_refresh", "on_schema_change", "unique_key",
-    "incremental_strategy", "grants", "contract", "column_types", "quote_columns", "delimiter",
-    "severity", "where", "store_failures", "group", "access",
+    "materialized",
+    "tags",
+    "schema",
+    "alias",
+    "enabled",
+    "meta",
+    "database",
+    "docs",
+    "persist_docs",
+    "pre-hook",
+    "post-hook",
+    "full_refresh",
+    "on_schema_change",
+    "unique_key",
+    "incremental_strategy",
+    "grants",
+    "contract",
+    "column_types",
+    "quote_columns",
+    "delimiter",
+    "severity",
+    "where",
+    "store_failures",
+    "group",
+    "access",
 ];
 
 /// The materializations a model may have.
@@ -87,7 +108,10 @@ fn normalize(key: &str) -> String {
 fn as_strings(value: &Value) -> Vec<String> {
     match value {
         Value::String(s) => vec![s.clone()],
-        Value::Array(items) => items.iter().filter_map(|v| v.as_str().map(str::to_string)).collect(),
+        Value::Array(items) => items
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect(),
         _ => Vec::new(),
     }
 }
@@ -110,7 +134,8 @@ pub fn folder_layers(tree: &serde_yaml::Mapping, fqn: &[String]) -> Vec<BTreeMap
         let mut layer = BTreeMap::new();
         for (k, v) in map {
             let Some(k) = k.as_str() else { continue };
-            let is_config = k.starts_with('+') || (PLAIN_KEYS.contains(&k) && !fqn[depth.min(fqn.len())..].iter().any(|p| p == k));
+            let is_config = k.starts_with('+')
+                || (PLAIN_KEYS.contains(&k) && !fqn[depth.min(fqn.len())..].iter().any(|p| p == k));
             if is_config {
                 if let Ok(v) = serde_json::to_value(v) {
                     layer.insert(k.trim_start_matches('+').to_string(), v);
@@ -118,7 +143,10 @@ pub fn folder_layers(tree: &serde_yaml::Mapping, fqn: &[String]) -> Vec<BTreeMap
             }
         }
         layers.push(layer);
-        level = fqn.get(depth).and_then(|part| map.get(part.as_str())).and_then(serde_yaml::Value::as_mapping);
+        level = fqn
+            .get(depth)
+            .and_then(|part| map.get(part.as_str()))
+            .and_then(serde_yaml::Value::as_mapping);
         depth += 1;
     }
     layers
@@ -147,8 +175,14 @@ mod tests {
     #[test]
     fn meta_merges_key_by_key() {
         let mut c = NodeConfig::default();
-        c.merge(&BTreeMap::from([("meta".into(), serde_json::json!({"a": 1, "b": 1}))]));
-        c.merge(&BTreeMap::from([("+meta".into(), serde_json::json!({"b": 2}))]));
+        c.merge(&BTreeMap::from([(
+            "meta".into(),
+            serde_json::json!({"a": 1, "b": 1}),
+        )]));
+        c.merge(&BTreeMap::from([(
+            "+meta".into(),
+            serde_json::json!({"b": 2}),
+        )]));
         assert_eq!(c.0["meta"], serde_json::json!({"a": 1, "b": 2}));
         assert!(c.enabled());
     }

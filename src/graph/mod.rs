@@ -51,9 +51,15 @@ impl Graph {
                 continue;
             }
             let members: BTreeSet<NodeIndex> = scc.iter().copied().collect();
-            let start = *scc.iter().min_by_key(|i| &self.dag[**i]).expect("a component has members");
+            let start = *scc
+                .iter()
+                .min_by_key(|i| &self.dag[**i])
+                .expect("a component has members");
             let path = self.cycle_path(start, &members);
-            let names: Vec<String> = path.iter().map(|i| self.nodes[&self.dag[*i]].name.clone()).collect();
+            let names: Vec<String> = path
+                .iter()
+                .map(|i| self.nodes[&self.dag[*i]].name.clone())
+                .collect();
             let first = &self.nodes[&self.dag[start]];
             out.push(
                 Diagnostic::new(
@@ -73,7 +79,11 @@ impl Graph {
         let mut prev: HashMap<NodeIndex, NodeIndex> = HashMap::new();
         let mut queue = VecDeque::from([start]);
         while let Some(n) = queue.pop_front() {
-            let mut children: Vec<NodeIndex> = self.dag.neighbors_directed(n, Direction::Outgoing).filter(|c| members.contains(c)).collect();
+            let mut children: Vec<NodeIndex> = self
+                .dag
+                .neighbors_directed(n, Direction::Outgoing)
+                .filter(|c| members.contains(c))
+                .collect();
             children.sort_by_key(|c| &self.dag[*c]);
             for c in children {
                 if c == start {
@@ -99,8 +109,14 @@ impl Graph {
 
     /// Returns the ids of the direct parents (`Incoming`) or children (`Outgoing`) of a node.
     pub fn neighbors(&self, id: &str, direction: Direction) -> Vec<&str> {
-        let Some(&i) = self.index.get(id) else { return Vec::new() };
-        let mut out: Vec<&str> = self.dag.neighbors_directed(i, direction).map(|n| self.dag[n].as_str()).collect();
+        let Some(&i) = self.index.get(id) else {
+            return Vec::new();
+        };
+        let mut out: Vec<&str> = self
+            .dag
+            .neighbors_directed(i, direction)
+            .map(|n| self.dag[n].as_str())
+            .collect();
         out.sort_unstable();
         out.dedup();
         out
@@ -110,7 +126,9 @@ impl Graph {
     /// not including `id` itself.
     pub fn walk(&self, id: &str, direction: Direction, depth: Option<usize>) -> BTreeSet<String> {
         let mut seen = BTreeSet::new();
-        let Some(&start) = self.index.get(id) else { return seen };
+        let Some(&start) = self.index.get(id) else {
+            return seen;
+        };
         let mut frontier = vec![start];
         let mut level = 0;
         while !frontier.is_empty() && depth.is_none_or(|d| level < d) {
@@ -131,10 +149,21 @@ impl Graph {
     /// Returns every node id with parents before children, ties broken by id, so the order is
     /// stable. Nodes in cycles come last in id order.
     pub fn topological_order(&self) -> Vec<&str> {
-        let mut indegree: HashMap<NodeIndex, usize> =
-            self.dag.node_indices().map(|i| (i, self.dag.neighbors_directed(i, Direction::Incoming).count())).collect();
-        let mut ready: BTreeSet<(&str, NodeIndex)> =
-            indegree.iter().filter(|(_, d)| **d == 0).map(|(i, _)| (self.dag[*i].as_str(), *i)).collect();
+        let mut indegree: HashMap<NodeIndex, usize> = self
+            .dag
+            .node_indices()
+            .map(|i| {
+                (
+                    i,
+                    self.dag.neighbors_directed(i, Direction::Incoming).count(),
+                )
+            })
+            .collect();
+        let mut ready: BTreeSet<(&str, NodeIndex)> = indegree
+            .iter()
+            .filter(|(_, d)| **d == 0)
+            .map(|(i, _)| (self.dag[*i].as_str(), *i))
+            .collect();
         let mut out = Vec::with_capacity(self.nodes.len());
         while let Some(first) = ready.pop_first() {
             out.push(first.0);
@@ -148,7 +177,12 @@ impl Graph {
         }
         if out.len() < self.nodes.len() {
             let placed: BTreeSet<&str> = out.iter().copied().collect();
-            out.extend(self.nodes.keys().map(String::as_str).filter(|id| !placed.contains(id)));
+            out.extend(
+                self.nodes
+                    .keys()
+                    .map(String::as_str)
+                    .filter(|id| !placed.contains(id)),
+            );
         }
         out
     }
@@ -167,7 +201,12 @@ mod tests {
 
     #[test]
     fn reports_a_cycle_with_its_full_path() {
-        let nodes = BTreeMap::from([node("a", &["c"]), node("b", &["a"]), node("c", &["b"]), node("d", &["a"])]);
+        let nodes = BTreeMap::from([
+            node("a", &["c"]),
+            node("b", &["a"]),
+            node("c", &["b"]),
+            node("d", &["a"]),
+        ]);
         let (_, diags) = Graph::build(nodes);
         assert_eq!(diags.len(), 1);
         assert_eq!(diags[0].message, "dependency cycle: a -> b -> c -> a");
@@ -175,12 +214,23 @@ mod tests {
 
     #[test]
     fn walks_and_orders() {
-        let nodes = BTreeMap::from([node("a", &[]), node("b", &["a"]), node("c", &["b"]), node("d", &["a"])]);
+        let nodes = BTreeMap::from([
+            node("a", &[]),
+            node("b", &["a"]),
+            node("c", &["b"]),
+            node("d", &["a"]),
+        ]);
         let (g, diags) = Graph::build(nodes);
         assert!(diags.is_empty());
-        assert_eq!(g.topological_order(), vec!["model.p.a", "model.p.b", "model.p.c", "model.p.d"]);
+        assert_eq!(
+            g.topological_order(),
+            vec!["model.p.a", "model.p.b", "model.p.c", "model.p.d"]
+        );
         let down = g.walk("model.p.a", Direction::Outgoing, Some(1));
-        assert_eq!(down.into_iter().collect::<Vec<_>>(), vec!["model.p.b", "model.p.d"]);
+        assert_eq!(
+            down.into_iter().collect::<Vec<_>>(),
+            vec!["model.p.b", "model.p.d"]
+        );
         assert_eq!(g.walk("model.p.c", Direction::Incoming, None).len(), 2);
     }
 }

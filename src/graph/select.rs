@@ -11,7 +11,15 @@ use petgraph::Direction;
 use super::{Graph, Node, ResourceType};
 
 /// The selector methods, for messages and suggestions.
-pub const METHODS: &[&str] = &["name", "tag", "path", "resource_type", "source", "fqn", "config"];
+pub const METHODS: &[&str] = &[
+    "name",
+    "tag",
+    "path",
+    "resource_type",
+    "source",
+    "fqn",
+    "config",
+];
 
 /// A selector that cannot be parsed or names an unknown method.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -32,7 +40,10 @@ struct Atom {
 }
 
 fn parse_atom(text: &str) -> Result<Atom, SelectError> {
-    let err = |reason: &str| SelectError { selector: text.to_string(), reason: reason.to_string() };
+    let err = |reason: &str| SelectError {
+        selector: text.to_string(),
+        reason: reason.to_string(),
+    };
     let mut s = text;
     let at = s.starts_with('@');
     if at {
@@ -42,7 +53,11 @@ fn parse_atom(text: &str) -> Result<Atom, SelectError> {
     if let Some(plus) = s.find('+') {
         let (digits, rest) = s.split_at(plus);
         if digits.chars().all(|c| c.is_ascii_digit()) {
-            parents = Some(if digits.is_empty() { None } else { Some(digits.parse().map_err(|_| err("bad depth"))?) });
+            parents = Some(if digits.is_empty() {
+                None
+            } else {
+                Some(digits.parse().map_err(|_| err("bad depth"))?)
+            });
             s = &rest[1..];
         }
     }
@@ -50,7 +65,11 @@ fn parse_atom(text: &str) -> Result<Atom, SelectError> {
     if let Some(plus) = s.rfind('+') {
         let digits = &s[plus + 1..];
         if digits.chars().all(|c| c.is_ascii_digit()) {
-            children = Some(if digits.is_empty() { None } else { Some(digits.parse().map_err(|_| err("bad depth"))?) });
+            children = Some(if digits.is_empty() {
+                None
+            } else {
+                Some(digits.parse().map_err(|_| err("bad depth"))?)
+            });
             s = &s[..plus];
         }
     }
@@ -77,7 +96,13 @@ fn parse_atom(text: &str) -> Result<Atom, SelectError> {
     if value.is_empty() {
         return Err(err("a method needs a value, like `tag:nightly`"));
     }
-    Ok(Atom { method, value, parents, children, at })
+    Ok(Atom {
+        method,
+        value,
+        parents,
+        children,
+        at,
+    })
 }
 
 /// Matches `text` against a pattern where `*` matches any run of characters and `?` one.
@@ -109,12 +134,18 @@ fn glob(pattern: &str, text: &str) -> bool {
 fn matches(atom: &Atom, node: &Node) -> bool {
     let v = atom.value.as_str();
     match atom.method.as_str() {
-        "name" => glob(v, &node.name) || glob(v, &node.display_name()) || (v.contains('.') && fqn_matches(v, &node.fqn)),
+        "name" => {
+            glob(v, &node.name)
+                || glob(v, &node.display_name())
+                || (v.contains('.') && fqn_matches(v, &node.fqn))
+        }
         "fqn" => fqn_matches(v, &node.fqn),
         "tag" => node.config.tags().iter().any(|t| glob(v, t)),
         "resource_type" => ResourceType::parse(v) == Some(node.resource_type),
         "source" => match &node.source_info {
-            Some(s) => glob(v, &s.source_name) || glob(v, &format!("{}.{}", s.source_name, node.name)),
+            Some(s) => {
+                glob(v, &s.source_name) || glob(v, &format!("{}.{}", s.source_name, node.name))
+            }
             None => false,
         },
         "path" => {
@@ -126,7 +157,9 @@ fn matches(atom: &Atom, node: &Node) -> bool {
             let key = method.strip_prefix("config.").unwrap_or_default();
             match node.config.0.get(key) {
                 Some(serde_json::Value::String(s)) => glob(v, s),
-                Some(serde_json::Value::Array(items)) => items.iter().any(|i| i.as_str().is_some_and(|s| glob(v, s))),
+                Some(serde_json::Value::Array(items)) => {
+                    items.iter().any(|i| i.as_str().is_some_and(|s| glob(v, s)))
+                }
                 Some(other) => other.to_string() == v,
                 None => false,
             }
@@ -138,7 +171,8 @@ fn matches(atom: &Atom, node: &Node) -> bool {
 fn fqn_matches(pattern: &str, fqn: &[String]) -> bool {
     let parts: Vec<&str> = pattern.split('.').collect();
     (0..fqn.len()).any(|offset| {
-        offset + parts.len() <= fqn.len() && parts.iter().zip(&fqn[offset..]).all(|(p, f)| glob(p, f))
+        offset + parts.len() <= fqn.len()
+            && parts.iter().zip(&fqn[offset..]).all(|(p, f)| glob(p, f))
     }) && (parts.len() > 1 || fqn.last().is_some_and(|l| glob(pattern, l)))
 }
 
@@ -184,7 +218,11 @@ fn select_spec(graph: &Graph, specs: &[String]) -> Result<BTreeSet<String>, Sele
 
 /// Returns the ids selected by `select` (everything when empty) minus those selected by
 /// `exclude`, with the tests of selected nodes added.
-pub fn select(graph: &Graph, select: &[String], exclude: &[String]) -> Result<BTreeSet<String>, SelectError> {
+pub fn select(
+    graph: &Graph,
+    select: &[String],
+    exclude: &[String],
+) -> Result<BTreeSet<String>, SelectError> {
     let mut chosen = if select.iter().all(|s| s.trim().is_empty()) {
         graph.nodes.keys().cloned().collect()
     } else {
@@ -221,7 +259,12 @@ mod tests {
         add("b", "staging", &["a"], &[]);
         add("c", "marts", &["b"], &["nightly"]);
         add("d", "marts", &["c"], &[]);
-        let mut t = Node::new(ResourceType::Test, "p", "unique_c_id", "test.p.unique_c_id".into());
+        let mut t = Node::new(
+            ResourceType::Test,
+            "p",
+            "unique_c_id",
+            "test.p.unique_c_id".into(),
+        );
         t.depends_on_nodes = ["model.p.c".to_string()].into();
         t.fqn = vec!["p".into(), "unique_c_id".into()];
         nodes.insert(t.unique_id.clone(), t);
@@ -231,7 +274,11 @@ mod tests {
     fn names(sel: &[&str], exc: &[&str]) -> Vec<String> {
         let s: Vec<String> = sel.iter().map(|s| s.to_string()).collect();
         let e: Vec<String> = exc.iter().map(|s| s.to_string()).collect();
-        select(&graph(), &s, &e).unwrap().into_iter().map(|id| id.rsplit('.').next().unwrap().to_string()).collect()
+        select(&graph(), &s, &e)
+            .unwrap()
+            .into_iter()
+            .map(|id| id.rsplit('.').next().unwrap().to_string())
+            .collect()
     }
 
     #[test]
@@ -240,13 +287,19 @@ mod tests {
         assert_eq!(names(&["b+"], &[]), ["b", "c", "d", "unique_c_id"]);
         assert_eq!(names(&["1+c"], &["unique_c_id"]), ["b", "c"]);
         assert_eq!(names(&["a+1"], &[]), ["a", "b"]);
-        assert_eq!(names(&["@b"], &["resource_type:test"]), ["a", "b", "c", "d"]);
+        assert_eq!(
+            names(&["@b"], &["resource_type:test"]),
+            ["a", "b", "c", "d"]
+        );
     }
 
     #[test]
     fn methods_union_intersection_exclude() {
         assert_eq!(names(&["tag:nightly"], &["resource_type:test"]), ["a", "c"]);
-        assert_eq!(names(&["tag:nightly,path:models/marts"], &["resource_type:test"]), ["c"]);
+        assert_eq!(
+            names(&["tag:nightly,path:models/marts"], &["resource_type:test"]),
+            ["c"]
+        );
         assert_eq!(names(&["a d"], &[]), ["a", "d"]);
         assert_eq!(names(&["path:models/staging"], &["b"]), ["a"]);
         assert_eq!(names(&["staging.*"], &[]), ["a", "b"]);

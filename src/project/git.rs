@@ -27,5 +27,9 @@ pub fn describe(dir: &Path) -> Option<GitInfo> {
         None => true,
         Some(_) => repo.is_dirty().unwrap_or(true),
     };
-    Some(GitInfo { commit, branch, dirty })
+    Some(GitInfo {
+        commit,
+        branch,
+        dirty,
+    })
 }

@@ -40,6 +40,8 @@ pub struct Project {
     pub singular_tests: Vec<SourceFile>,
     pub seeds: Vec<SeedFile>,
     pub schema_files: Vec<(SourceFile, Parsed<SchemaFile>)>,
+    /// YAML files that failed to parse, kept so diagnostics can show their lines.
+    pub unparsed: Vec<SourceFile>,
 }
 
 /// Why a project could not be loaded at all (as opposed to diagnostics inside it).
@@ -48,7 +50,10 @@ pub enum LoadError {
     #[error("no `ebb_project.yml` or `dbt_project.yml` in `{0}`")]
     NotAProject(String),
     #[error("reading `{path}`: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
 }
 
 impl Project {
@@ -62,6 +67,7 @@ impl Project {
             .chain(&self.macros)
             .chain(&self.singular_tests)
             .chain(self.schema_files.iter().map(|(f, _)| f))
+            .chain(&self.unparsed)
             .find(|f| f.path == path)
             .map(|f| f.text.as_str())
     }
@@ -123,8 +129,9 @@ pub fn load(
     let mut macro_paths = list(&file.macro_paths, &[".sql"])?;
     let test_paths = list(&file.test_paths, &[".sql"])?;
     // dbt keeps custom generic tests (`{% test %}` blocks) under tests/generic/.
-    let (generic, singular): (Vec<String>, Vec<String>) =
-        test_paths.into_iter().partition(|p| p.split('/').nth(1) == Some("generic"));
+    let (generic, singular): (Vec<String>, Vec<String>) = test_paths
+        .into_iter()
+        .partition(|p| p.split('/').nth(1) == Some("generic"));
     macro_paths.extend(generic);
     let seed_paths = list(&file.seed_paths, &[".csv"])?;
 
@@ -141,7 +148,10 @@ pub fn load(
     let mut texts = |paths: Vec<String>| -> Result<Vec<SourceFile>, LoadError> {
         Ok(read_all(paths)?
             .into_iter()
-            .map(|(path, bytes)| SourceFile { text: to_text(&path, bytes, diagnostics), path })
+            .map(|(path, bytes)| SourceFile {
+                text: to_text(&path, bytes, diagnostics),
+                path,
+            })
             .collect())
     };
     let models = texts(model_paths)?;
@@ -150,23 +160,43 @@ pub fn load(
     let yaml_files = texts(yaml_paths)?;
 
     let mut schema_files = Vec::new();
+    let mut unparsed = Vec::new();
     for file in yaml_files {
-        if let Some(parsed) = spec::parse::<SchemaFile>(&file.path, &file.text, diagnostics) {
-            schema_files.push((file, parsed));
+        match spec::parse::<SchemaFile>(&file.path, &file.text, diagnostics) {
+            Some(parsed) => schema_files.push((file, parsed)),
+            None => unparsed.push(file),
         }
     }
 
     let mut seeds = Vec::new();
     for (path, bytes) in read_all(seed_paths)? {
         match seed_header(&bytes) {
-            Ok(columns) => seeds.push(SeedFile { checksum: crate::artifacts::checksum(&bytes), path, columns }),
+            Ok(columns) => seeds.push(SeedFile {
+                checksum: crate::artifacts::checksum(&bytes),
+                path,
+                columns,
+            }),
             Err(e) => diagnostics.push(
-                Diagnostic::new(Code::SeedInvalid, Span::file(&path), format!("cannot read the header of seed `{path}`: {e}"))
-                    .hint("a seed is a CSV file whose first row names its columns"),
+                Diagnostic::new(
+                    Code::SeedInvalid,
+                    Span::file(&path),
+                    format!("cannot read the header of seed `{path}`: {e}"),
+                )
+                .hint("a seed is a CSV file whose first row names its columns"),
             ),
         }
     }
-    Ok(Some(Project { file_name: file_name.to_string(), file, project_text, models, macros, singular_tests, seeds, schema_files }))
+    Ok(Some(Project {
+        file_name: file_name.to_string(),
+        file,
+        project_text,
+        models,
+        macros,
+        singular_tests,
+        seeds,
+        schema_files,
+        unparsed,
+    }))
 }
 
 fn to_text(path: &str, bytes: Vec<u8>, diagnostics: &mut Vec<Diagnostic>) -> String {
@@ -179,8 +209,12 @@ fn to_text(path: &str, bytes: Vec<u8>, diagnostics: &mut Vec<Diagnostic>) -> Str
         }
         Err(e) => {
             diagnostics.push(
-                Diagnostic::new(Code::YamlSyntax, Span::file(path), format!("`{path}` is not valid UTF-8"))
-                    .hint("save the file as UTF-8"),
+                Diagnostic::new(
+                    Code::YamlSyntax,
+                    Span::file(path),
+                    format!("`{path}` is not valid UTF-8"),
+                )
+                .hint("save the file as UTF-8"),
             );
             String::from_utf8_lossy(e.as_bytes()).into_owned()
         }
@@ -188,7 +222,9 @@ fn to_text(path: &str, bytes: Vec<u8>, diagnostics: &mut Vec<Diagnostic>) -> Str
 }
 
 fn seed_header(bytes: &[u8]) -> Result<Vec<String>, String> {
-    let mut reader = csv::ReaderBuilder::new().has_headers(true).from_reader(bytes);
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .from_reader(bytes);
     let headers = reader.headers().map_err(|e| e.to_string())?;
     let columns: Vec<String> = headers.iter().map(|h| h.trim().to_string()).collect();
     if columns.is_empty() || columns.iter().any(String::is_empty) {

@@ -58,8 +58,14 @@ impl ProjectSource for DirSource {
             if !extensions.iter().any(|ext| name.ends_with(ext)) {
                 continue;
             }
-            let rel = entry.path().strip_prefix(&self.root).map_err(io::Error::other)?;
-            let parts: Vec<String> = rel.components().map(|c| c.as_os_str().to_string_lossy().into_owned()).collect();
+            let rel = entry
+                .path()
+                .strip_prefix(&self.root)
+                .map_err(io::Error::other)?;
+            let parts: Vec<String> = rel
+                .components()
+                .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                .collect();
             out.push(parts.join("/"));
         }
         out.sort();

@@ -24,9 +24,13 @@ pub fn register(env: &mut Environment<'static>, inputs: Arc<Inputs>) {
     env.add_function("ref", ref_fn);
     env.add_function("source", source_fn);
     let vars = inputs.clone();
-    env.add_function("var", move |name: String, default: Option<Value>| var_fn(&vars, name, default));
+    env.add_function("var", move |name: String, default: Option<Value>| {
+        var_fn(&vars, name, default)
+    });
     let envs = inputs;
-    env.add_function("env_var", move |name: String, default: Option<Value>| env_var_fn(&envs, name, default));
+    env.add_function("env_var", move |name: String, default: Option<Value>| {
+        env_var_fn(&envs, name, default)
+    });
     env.add_function("log", log_fn);
     env.add_function("is_incremental", || false);
     env.add_function("return", return_fn);
@@ -53,8 +57,14 @@ fn ref_fn(args: Rest<String>, kwargs: Kwargs) -> Result<Value, Error> {
     }
     kwargs.assert_all_used()?;
     let call = match args.as_slice() {
-        [name] => RefCall { package: None, name: name.clone() },
-        [package, name] => RefCall { package: Some(package.clone()), name: name.clone() },
+        [name] => RefCall {
+            package: None,
+            name: name.clone(),
+        },
+        [package, name] => RefCall {
+            package: Some(package.clone()),
+            name: name.clone(),
+        },
         _ => {
             return Err(Error::new(
                 ErrorKind::InvalidOperation,
@@ -124,7 +134,10 @@ fn return_fn(value: Value) -> Result<Value, Error> {
         // Aborts the macro; the macro's caller picks the value up from the slot.
         Err(Error::new(ErrorKind::InvalidOperation, "return"))
     } else {
-        Err(Error::new(ErrorKind::InvalidOperation, "return() can only be used inside a macro"))
+        Err(Error::new(
+            ErrorKind::InvalidOperation,
+            "return() can only be used inside a macro",
+        ))
     }
 }
 
@@ -143,9 +156,12 @@ fn as_number(v: Value) -> Result<Value, Error> {
     if let Ok(i) = s.parse::<i64>() {
         return Ok(Value::from(i));
     }
-    s.parse::<f64>()
-        .map(Value::from)
-        .map_err(|_| Error::new(ErrorKind::InvalidOperation, format!("`{s}` is not a number")))
+    s.parse::<f64>().map(Value::from).map_err(|_| {
+        Error::new(
+            ErrorKind::InvalidOperation,
+            format!("`{s}` is not a number"),
+        )
+    })
 }
 
 /// `config`: called with keyword arguments it records the node's configuration; `config.get`
@@ -158,7 +174,10 @@ impl Object for ConfigObject {
         for arg in args {
             let is_map = matches!(arg.kind(), minijinja::value::ValueKind::Map);
             if !is_map {
-                return Err(Error::new(ErrorKind::InvalidOperation, "config() takes keyword arguments, like config(materialized='table')"));
+                return Err(Error::new(
+                    ErrorKind::InvalidOperation,
+                    "config() takes keyword arguments, like config(materialized='table')",
+                ));
             }
             let map: BTreeMap<String, serde_json::Value> = serde_json::to_value(arg)
                 .ok()
@@ -178,16 +197,28 @@ impl Object for ConfigObject {
         let (key, default) = match args {
             [k] => (k.as_str().unwrap_or_default().to_string(), None),
             [k, d, ..] => (k.as_str().unwrap_or_default().to_string(), Some(d.clone())),
-            _ => return Err(Error::new(ErrorKind::MissingArgument, format!("config.{method}() needs a key"))),
+            _ => {
+                return Err(Error::new(
+                    ErrorKind::MissingArgument,
+                    format!("config.{method}() needs a key"),
+                ))
+            }
         };
-        let found = scope::with(|s| s.config.get(&key).or_else(|| s.base_config.get(&key)).cloned());
+        let found = scope::with(|s| {
+            s.config
+                .get(&key)
+                .or_else(|| s.base_config.get(&key))
+                .cloned()
+        });
         match (method, found) {
             ("get" | "require", Some(v)) => Ok(Value::from_serialize(&v)),
             ("get", None) => Ok(default.unwrap_or(Value::from(()))),
             ("require", None) => Err(scope::fail(
                 Code::ConfigInvalid,
                 format!("config `{key}` is required but not set"),
-                Some(format!("set `{key}` with config({key}=...) or in the project file")),
+                Some(format!(
+                    "set `{key}` with config({key}=...) or in the project file"
+                )),
             )),
             _ => Err(Error::from(ErrorKind::UnknownMethod)),
         }

@@ -30,9 +30,32 @@ pub struct MacroDef {
     pub offset: usize,
 }
 
+/// A macro file as minijinja sees it, with the edits needed to map positions back.
+#[derive(Debug, Clone)]
+pub struct Rewritten {
+    pub text: String,
+    pub defs: Vec<MacroDef>,
+    /// (end of an edit in `text`, total bytes added up to there), in order.
+    edits: Vec<(usize, usize)>,
+}
+
+impl Rewritten {
+    /// Maps a byte offset in the rewritten text back to the original file.
+    pub fn original_offset(&self, offset: usize) -> usize {
+        let added = self
+            .edits
+            .iter()
+            .take_while(|(end, _)| *end <= offset)
+            .last()
+            .map_or(0, |(_, a)| *a);
+        offset.saturating_sub(added)
+    }
+}
+
 /// Rewrites the macro and test blocks of a macro file so that they can be registered as globals,
-/// returning the new template text (same lines as the original) and the macros defined.
-pub fn rewrite(path: &str, text: &str) -> (String, Vec<MacroDef>) {
+/// keeping every line where it was.
+pub fn rewrite(path: &str, text: &str) -> Rewritten {
+    let mut edits = Vec::new();
     let mut out = String::with_capacity(text.len() + 64);
     let mut defs = Vec::new();
     let mut rest = text;
@@ -43,7 +66,9 @@ pub fn rewrite(path: &str, text: &str) -> (String, Vec<MacroDef>) {
         let trimmed = after.trim_start_matches('-').trim_start_matches('+');
         let trimmed = trimmed.trim_start();
         let lead = after.len() - trimmed.len();
-        let keyword_len = trimmed.find(|c: char| !c.is_ascii_alphanumeric() && c != '_').unwrap_or(trimmed.len());
+        let keyword_len = trimmed
+            .find(|c: char| !c.is_ascii_alphanumeric() && c != '_')
+            .unwrap_or(trimmed.len());
         let keyword = &trimmed[..keyword_len];
         out.push_str(&rest[..tag_start + lead]);
         let mut cursor = tag_start + lead;
@@ -52,10 +77,16 @@ pub fn rewrite(path: &str, text: &str) -> (String, Vec<MacroDef>) {
                 let after_kw = &trimmed[keyword_len..];
                 let name_part = after_kw.trim_start();
                 let ws = after_kw.len() - name_part.len();
-                let name_len = name_part.find(|c: char| !c.is_ascii_alphanumeric() && c != '_').unwrap_or(name_part.len());
+                let name_len = name_part
+                    .find(|c: char| !c.is_ascii_alphanumeric() && c != '_')
+                    .unwrap_or(name_part.len());
                 let name = &name_part[..name_len];
                 if !name.is_empty() && ws > 0 {
-                    let public = if keyword == "test" { format!("test_{name}") } else { name.to_string() };
+                    let public = if keyword == "test" {
+                        format!("test_{name}")
+                    } else {
+                        name.to_string()
+                    };
                     let offset = consumed + open;
                     defs.push(MacroDef {
                         line: text[..offset].matches('\n').count() + 1,
@@ -67,11 +98,14 @@ pub fn rewrite(path: &str, text: &str) -> (String, Vec<MacroDef>) {
                     out.push_str(LOCAL);
                     out.push_str(&public);
                     cursor += keyword_len + ws + name_len;
+                    let added = out.len() - (consumed + cursor);
+                    edits.push((out.len(), added));
                 }
             }
             "endtest" => {
                 out.push_str("endmacro");
                 cursor += keyword_len;
+                edits.push((out.len(), out.len() - (consumed + cursor)));
             }
             _ => {}
         }
@@ -79,7 +113,11 @@ pub fn rewrite(path: &str, text: &str) -> (String, Vec<MacroDef>) {
         rest = &rest[cursor..];
     }
     out.push_str(rest);
-    (out, defs)
+    Rewritten {
+        text: out,
+        defs,
+        edits,
+    }
 }
 
 /// Registers the macros of one rewritten file as global callables.
@@ -87,7 +125,10 @@ pub fn register(env: &mut Environment<'static>, template: &str, defs: &[MacroDef
     for def in defs {
         env.add_global(
             def.name.clone(),
-            Value::from_object(MacroFn { name: def.name.clone(), template: template.to_string() }),
+            Value::from_object(MacroFn {
+                name: def.name.clone(),
+                template: template.to_string(),
+            }),
         );
     }
 }
@@ -116,7 +157,10 @@ impl Object for MacroFn {
         let captured = template.render_captured(ctx)?;
         let local = format!("{LOCAL}{}", self.name);
         let Some(mac) = captured.state().lookup(&local) else {
-            return Err(Error::new(ErrorKind::UnknownFunction, format!("macro `{}` is not defined", self.name)));
+            return Err(Error::new(
+                ErrorKind::UnknownFunction,
+                format!("macro `{}` is not defined", self.name),
+            ));
         };
         scope::with(|s| s.returns.push(None));
         let result = mac.call(captured.state(), args);
@@ -135,10 +179,16 @@ mod tests {
     #[test]
     fn rewrites_macros_and_tests_keeping_lines() {
         let src = "{% macro a(x) %}{{ x }}{% endmacro %}\n{%- test positive(model, column_name) -%}\nselect 1\n{%- endtest %}";
-        let (out, defs) = rewrite("macros/m.sql", src);
+        let rewritten = rewrite("macros/m.sql", src);
+        let (out, defs) = (&rewritten.text, &rewritten.defs);
+        let pos = out.find("{{ x }}").unwrap();
+        assert_eq!(rewritten.original_offset(pos), src.find("{{ x }}").unwrap());
         assert_eq!(out.lines().count(), src.lines().count());
         assert!(out.contains("{% macro __ebb_macro_a(x) %}"), "{out}");
-        assert!(out.contains("{%- macro __ebb_macro_test_positive(model, column_name) -%}"), "{out}");
+        assert!(
+            out.contains("{%- macro __ebb_macro_test_positive(model, column_name) -%}"),
+            "{out}"
+        );
         assert!(out.contains("{%- endmacro %}"), "{out}");
         let names: Vec<_> = defs.iter().map(|d| (d.name.as_str(), d.line)).collect();
         assert_eq!(names, vec![("a", 1), ("test_positive", 2)]);

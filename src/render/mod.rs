@@ -27,8 +27,8 @@ use scope::{RefCall, Scope};
 pub struct Renderer {
     env: Environment<'static>,
     pub macros: Vec<MacroDef>,
-    /// Macro files as rewritten, by path, to map error positions back.
-    macro_texts: BTreeMap<String, (String, String)>,
+    /// Macro files (original text and rewrite), by path, to map error positions back.
+    macro_texts: BTreeMap<String, (String, macros::Rewritten)>,
 }
 
 /// What to render and what the template may know about the node.
@@ -90,18 +90,28 @@ impl Renderer {
         let mut all: Vec<MacroDef> = Vec::new();
         let mut macro_texts = BTreeMap::new();
         for file in macro_files {
-            let (text, defs) = macros::rewrite(&file.path, &file.text);
-            if let Err(err) = env.add_template_owned(file.path.clone(), text.clone()) {
-                diagnostics.push(jinja_diagnostic(&err, None, &file.path, &file.text, Some(&text)));
+            let rewritten = macros::rewrite(&file.path, &file.text);
+            if let Err(err) = env.add_template_owned(file.path.clone(), rewritten.text.clone()) {
+                diagnostics.push(jinja_diagnostic(
+                    &err,
+                    None,
+                    &file.path,
+                    &file.text,
+                    Some(&rewritten),
+                ));
                 continue;
             }
+            let defs = rewritten.defs.clone();
             for def in &defs {
                 if let Some(first) = all.iter().find(|d| d.name == def.name) {
                     diagnostics.push(
                         Diagnostic::new(
                             Code::DuplicateMacro,
                             Span::at(&def.path, def.line, 1),
-                            format!("macro `{}` is defined twice: in `{}` and `{}`", def.name, first.path, def.path),
+                            format!(
+                                "macro `{}` is defined twice: in `{}` and `{}`",
+                                def.name, first.path, def.path
+                            ),
                         )
                         .label("second definition")
                         .hint("rename or remove one of them"),
@@ -109,10 +119,14 @@ impl Renderer {
                 }
             }
             macros::register(&mut env, &file.path, &defs);
-            macro_texts.insert(file.path.clone(), (file.text.clone(), text));
+            macro_texts.insert(file.path.clone(), (file.text.clone(), rewritten));
             all.extend(defs);
         }
-        Renderer { env, macros: all, macro_texts }
+        Renderer {
+            env,
+            macros: all,
+            macro_texts,
+        }
     }
 
     /// Tells whether a macro with this name exists (generic tests are `test_<name>`).
@@ -126,9 +140,15 @@ impl Renderer {
             Some(f) => RelationValue::value(RelationKey::This, f(&RelationKey::This)),
             None => RelationValue::value(RelationKey::This, None),
         };
-        let scope = Scope { base_config: request.base_config, resolved: request.resolved, ..Scope::default() };
+        let scope = Scope {
+            base_config: request.base_config,
+            resolved: request.resolved,
+            ..Scope::default()
+        };
         let (result, scope) = scope::run(scope, || {
-            let template = self.env.template_from_named_str(request.path, request.text)?;
+            let template = self
+                .env
+                .template_from_named_str(request.path, request.text)?;
             let extra = Value::from(request.extra);
             template.render(minijinja::context! { this => this, model => request.model, ..extra })
         });
@@ -148,11 +168,23 @@ impl Renderer {
         match result {
             Ok(sql) => rendered.sql = sql,
             Err(err) => {
-                let (path, original, rewritten) = match err.name().and_then(|n| self.macro_texts.get(n).map(|t| (n, t))) {
-                    Some((name, (original, rewritten))) => (name, original.as_str(), Some(rewritten.as_str())),
+                let (path, original, rewritten) = match err
+                    .name()
+                    .and_then(|n| self.macro_texts.get(n).map(|t| (n, t)))
+                {
+                    Some((name, (original, rewritten))) => {
+                        (name, original.as_str(), Some(rewritten))
+                    }
                     None => (request.path, request.text, None),
                 };
-                rendered.error = Some(jinja_diagnostic(&err, scope.pending, path, original, rewritten));
+                let mut d = jinja_diagnostic(&err, scope.pending, path, original, rewritten);
+                if path != request.path {
+                    d = d.hint(format!(
+                        "the macro was called while rendering `{}`",
+                        request.path
+                    ));
+                }
+                rendered.error = Some(d);
             }
         }
         rendered
@@ -167,28 +199,31 @@ impl Renderer {
         let (result, scope) = scope::run(Scope::default(), || self.env.render_str(text, ()));
         result.map_err(|e| match scope.pending {
             Some(p) => p.message,
-            None => e.detail().map_or_else(|| e.kind().to_string(), str::to_string),
+            None => e
+                .detail()
+                .map_or_else(|| e.kind().to_string(), str::to_string),
         })
     }
 }
 
-/// Turns a minijinja error into a diagnostic at the line and range it names. `rewritten` is the
-/// text minijinja saw when it differs from the file (macro files), to map positions back.
+/// Turns a minijinja error into a diagnostic at the line and range it names. `rewritten` is what
+/// minijinja saw when it differs from the file (macro files), to map positions back.
 fn jinja_diagnostic(
     err: &minijinja::Error,
     pending: Option<scope::Pending>,
     path: &str,
     original: &str,
-    rewritten: Option<&str>,
+    rewritten: Option<&macros::Rewritten>,
 ) -> Diagnostic {
     let span = match (err.line(), err.range()) {
-        (Some(line), Some(range)) => {
-            let seen = rewritten.unwrap_or(original);
-            let seen_line_start = line_start(seen, line);
-            let orig_line_start = line_start(original, line);
-            let orig_line_end = original[orig_line_start..].find('\n').map_or(original.len(), |i| orig_line_start + i);
-            let start = (orig_line_start + range.start.saturating_sub(seen_line_start)).min(orig_line_end);
-            let end = (orig_line_start + range.end.saturating_sub(seen_line_start)).clamp(start, orig_line_end.max(start));
+        (Some(_), Some(range)) => {
+            let map = |p: usize| {
+                rewritten
+                    .map_or(p, |r| r.original_offset(p))
+                    .min(original.len())
+            };
+            let start = map(range.start);
+            let end = map(range.end).max(start);
             Span::from_range(path, original, (start, end))
         }
         (Some(line), None) => Span::at(path, line, 1),
@@ -201,21 +236,42 @@ fn jinja_diagnostic(
         }
         return d;
     }
-    let detail = err.detail().map_or_else(|| err.kind().to_string(), str::to_string);
+    let detail = err
+        .detail()
+        .map_or_else(|| err.kind().to_string(), str::to_string);
     let (code, label, hint) = match err.kind() {
-        ErrorKind::SyntaxError => (Code::JinjaSyntax, "syntax error", "check that every `{{`, `{%` and block tag is closed and spelled right"),
-        ErrorKind::UndefinedError => (Code::JinjaRender, "undefined value", "check the spelling; variables come from var(), macros from the macro paths"),
-        ErrorKind::UnknownFunction => (Code::JinjaRender, "unknown function", "define it as a macro in the macro paths, or check the spelling"),
-        ErrorKind::UnknownTest | ErrorKind::UnknownFilter => (Code::JinjaRender, "unknown filter or test", "see the minijinja filters ebb provides in docs/templating.md"),
-        _ => (Code::JinjaRender, "while rendering", "fix the template expression at this line"),
+        ErrorKind::SyntaxError => (
+            Code::JinjaSyntax,
+            "syntax error",
+            "check that every `{{`, `{%` and block tag is closed and spelled right",
+        ),
+        ErrorKind::UndefinedError => (
+            Code::JinjaRender,
+            "undefined value",
+            "check the spelling; variables come from var(), macros from the macro paths",
+        ),
+        ErrorKind::UnknownFunction => (
+            Code::JinjaRender,
+            "unknown function",
+            "define it as a macro in the macro paths, or check the spelling",
+        ),
+        ErrorKind::UnknownTest | ErrorKind::UnknownFilter => (
+            Code::JinjaRender,
+            "unknown filter or test",
+            "see the minijinja filters ebb provides in docs/templating.md",
+        ),
+        _ => (
+            Code::JinjaRender,
+            "while rendering",
+            "fix the template expression at this line",
+        ),
     };
-    let what = if code == Code::JinjaSyntax { "template syntax error" } else { "template error" };
-    Diagnostic::new(code, span, format!("{what} in `{path}`: {detail}")).label(label).hint(hint)
-}
-
-fn line_start(text: &str, line: usize) -> usize {
-    if line <= 1 {
-        return 0;
-    }
-    text.match_indices('\n').nth(line - 2).map_or(text.len(), |(i, _)| i + 1)
+    let what = if code == Code::JinjaSyntax {
+        "template syntax error"
+    } else {
+        "template error"
+    };
+    Diagnostic::new(code, span, format!("{what} in `{path}`: {detail}"))
+        .label(label)
+        .hint(hint)
 }

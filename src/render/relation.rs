@@ -40,7 +40,11 @@ impl fmt::Display for Relation {
         match self.adapter.as_str() {
             "mysql" => write!(f, "`{}`.`{}`", self.schema, self.identifier),
             "sqlite" => write!(f, "\"{}\".\"{}\"", self.schema, self.identifier),
-            _ => write!(f, "\"{}\".\"{}\".\"{}\"", self.database, self.schema, self.identifier),
+            _ => write!(
+                f,
+                "\"{}\".\"{}\".\"{}\"",
+                self.database, self.schema, self.identifier
+            ),
         }
     }
 }

@@ -84,7 +84,11 @@ pub fn fail(code: Code, message: String, hint: Option<String>) -> minijinja::Err
     let err = minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, message.clone());
     with(|s| {
         if s.pending.is_none() {
-            s.pending = Some(Pending { code, message, hint });
+            s.pending = Some(Pending {
+                code,
+                message,
+                hint,
+            });
         }
     });
     err

@@ -29,7 +29,9 @@ impl Locator {
         if parser.load(&mut recorder, false).is_err() {
             return Locator::default();
         }
-        Locator { positions: recorder.positions }
+        Locator {
+            positions: recorder.positions,
+        }
     }
 
     /// Returns the position of the item at `path`, or of its nearest recorded ancestor.
@@ -50,8 +52,15 @@ impl Locator {
 enum Frame {
     /// `fresh` until the first key is seen: a mapping's own position is its first key's,
     /// because the parser marks block mappings at an odd place.
-    Map { path: String, key: Option<String>, fresh: bool },
-    Seq { path: String, index: usize },
+    Map {
+        path: String,
+        key: Option<String>,
+        fresh: bool,
+    },
+    Seq {
+        path: String,
+        index: usize,
+    },
 }
 
 #[derive(Default)]
@@ -61,14 +70,21 @@ struct Recorder {
 }
 
 fn join(parent: &str, child: &str) -> String {
-    if parent.is_empty() { child.to_string() } else { format!("{parent}.{child}") }
+    if parent.is_empty() {
+        child.to_string()
+    } else {
+        format!("{parent}.{child}")
+    }
 }
 
 impl Recorder {
     /// Returns the path of the value that starts now, recording its position, and advances the
     /// parent frame. For a mapping key it records the key's own position and returns `None`.
     fn value_path(&mut self, scalar: Option<&str>, mark: Marker) -> Option<String> {
-        let pos = Pos { line: mark.line(), column: mark.col() + 1 };
+        let pos = Pos {
+            line: mark.line(),
+            column: mark.col() + 1,
+        };
         match self.stack.last_mut() {
             None => Some(String::new()),
             Some(Frame::Seq { path, index }) => {
@@ -104,7 +120,11 @@ impl MarkedEventReceiver for Recorder {
             }
             Event::MappingStart(..) => {
                 let path = self.value_path(None, mark).unwrap_or_default();
-                self.stack.push(Frame::Map { path, key: None, fresh: true });
+                self.stack.push(Frame::Map {
+                    path,
+                    key: None,
+                    fresh: true,
+                });
             }
             Event::SequenceStart(..) => {
                 let path = self.value_path(None, mark).unwrap_or_default();
@@ -128,8 +148,14 @@ mod tests {
         let loc = Locator::new(src);
         assert_eq!(loc.find("models"), Pos { line: 2, column: 1 });
         assert_eq!(loc.find("models.0"), Pos { line: 3, column: 5 });
-        assert_eq!(loc.find("models.0.columns.0.name"), Pos { line: 5, column: 9 });
+        assert_eq!(
+            loc.find("models.0.columns.0.name"),
+            Pos { line: 5, column: 9 }
+        );
         assert_eq!(loc.find("models.0.columns.0.tests.0").line, 6);
-        assert_eq!(loc.find("models.0.missing.deeper"), Pos { line: 3, column: 5 });
+        assert_eq!(
+            loc.find("models.0.missing.deeper"),
+            Pos { line: 3, column: 5 }
+        );
     }
 }

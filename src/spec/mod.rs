@@ -31,18 +31,35 @@ pub fn parse<T: DeserializeOwned>(
     let raw: serde_yaml::Value = match serde_yaml::from_str(source) {
         Ok(v) => v,
         Err(e) => {
-            diagnostics.push(yaml_error(path, &e, Code::YamlSyntax, "the file is not valid YAML"));
+            diagnostics.push(yaml_error(
+                path,
+                &e,
+                Code::YamlSyntax,
+                "check the indentation (spaces, not tabs), closing brackets and quotes around this line",
+            ));
             return None;
         }
     };
-    let raw = if raw.is_null() { serde_yaml::Value::Mapping(Default::default()) } else { raw };
+    let raw = if raw.is_null() {
+        serde_yaml::Value::Mapping(Default::default())
+    } else {
+        raw
+    };
     match serde_yaml::from_value::<T>(raw) {
-        Ok(value) => Some(Parsed { value, locator: Locator::new(source) }),
+        Ok(value) => Some(Parsed {
+            value,
+            locator: Locator::new(source),
+        }),
         Err(_) => {
             // from_value loses positions; parse again from text to get the line of the error.
             let err = match serde_yaml::from_str::<T>(source) {
                 Err(e) => e,
-                Ok(value) => return Some(Parsed { value, locator: Locator::new(source) }),
+                Ok(value) => {
+                    return Some(Parsed {
+                        value,
+                        locator: Locator::new(source),
+                    })
+                }
             };
             diagnostics.push(yaml_error(
                 path,
@@ -85,7 +102,11 @@ pub fn check_keys(
         if known.contains(&key) {
             continue;
         }
-        let key_path = if at.is_empty() { key.to_string() } else { format!("{at}.{key}") };
+        let key_path = if at.is_empty() {
+            key.to_string()
+        } else {
+            format!("{at}.{key}")
+        };
         let pos = locator.find(&key_path);
         let close = diag::closest(key, known.iter().copied());
         let mut d = Diagnostic::new(

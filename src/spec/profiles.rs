@@ -68,7 +68,11 @@ pub fn resolve(
     render: &dyn Fn(&str) -> Result<String, String>,
 ) -> Result<Target, Diagnostic> {
     let Some(raw) = file.get(profile_name) else {
-        let names: Vec<&str> = file.keys().map(String::as_str).filter(|k| *k != "config").collect();
+        let names: Vec<&str> = file
+            .keys()
+            .map(String::as_str)
+            .filter(|k| *k != "config")
+            .collect();
         let close = diag::closest(profile_name, names.iter().copied());
         let d = Diagnostic::new(
             Code::ProfileNotFound,
@@ -115,10 +119,16 @@ pub fn resolve(
         match settings.get(key) {
             None | Some(serde_yaml::Value::Null) => Ok(None),
             Some(serde_yaml::Value::String(s)) => render(s).map(Some).map_err(|e| {
-                Diagnostic::new(Code::EnvVarMissing, at(key), format!("cannot read `{key}` of target `{target_name}`: {e}"))
-                    .hint("set the environment variable or give `env_var()` a default")
+                Diagnostic::new(
+                    Code::EnvVarMissing,
+                    at(key),
+                    format!("cannot read `{key}` of target `{target_name}`: {e}"),
+                )
+                .hint("set the environment variable or give `env_var()` a default")
             }),
-            Some(other) => Ok(serde_yaml::to_string(other).ok().map(|s| s.trim().to_string())),
+            Some(other) => Ok(serde_yaml::to_string(other)
+                .ok()
+                .map(|s| s.trim().to_string())),
         }
     };
     let adapter_type = field("type")?.unwrap_or_default();
@@ -129,7 +139,10 @@ pub fn resolve(
             at("type"),
             format!("target `{target_name}` has unsupported type `{adapter_type}`"),
         );
-        return Err(d.hint(diag::did_you_mean(&close).unwrap_or_else(|| format!("supported types: {}", ADAPTERS.join(", ")))));
+        return Err(d.hint(
+            diag::did_you_mean(&close)
+                .unwrap_or_else(|| format!("supported types: {}", ADAPTERS.join(", "))),
+        ));
     }
     let schema = field("schema")?;
     let database = match adapter_type.as_str() {
@@ -138,14 +151,24 @@ pub fn resolve(
         _ => field("database")?,
     };
     let (database, schema) = match adapter_type.as_str() {
-        "sqlite" => (database.unwrap_or_else(|| "main".into()), schema.unwrap_or_else(|| "main".into())),
+        "sqlite" => (
+            database.unwrap_or_else(|| "main".into()),
+            schema.unwrap_or_else(|| "main".into()),
+        ),
         "mysql" => {
             let schema = schema.or(field("database")?).unwrap_or_default();
             (schema.clone(), schema)
         }
-        _ => (database.unwrap_or_else(|| "postgres".into()), schema.unwrap_or_else(|| "public".into())),
+        _ => (
+            database.unwrap_or_else(|| "postgres".into()),
+            schema.unwrap_or_else(|| "public".into()),
+        ),
     };
-    let threads = settings.get("threads").and_then(serde_yaml::Value::as_u64).unwrap_or(4).max(1);
+    let threads = settings
+        .get("threads")
+        .and_then(serde_yaml::Value::as_u64)
+        .unwrap_or(4)
+        .max(1);
     Ok(Target {
         profile_name: profile_name.to_string(),
         name: target_name,

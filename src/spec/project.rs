@@ -35,7 +35,11 @@ pub struct ProjectFile {
     pub version: Option<String>,
     #[serde(default)]
     pub profile: Option<String>,
-    #[serde(rename = "model-paths", alias = "source-paths", default = "default_models")]
+    #[serde(
+        rename = "model-paths",
+        alias = "source-paths",
+        default = "default_models"
+    )]
     pub model_paths: Vec<String>,
     #[serde(rename = "macro-paths", default = "default_macros")]
     pub macro_paths: Vec<String>,

@@ -115,25 +115,47 @@ impl TestSpec {
                 let (test_name, mut body) = if let Some(Value::String(t)) = map.get("test_name") {
                     (t.clone(), map.clone())
                 } else if map.len() == 1 {
-                    let (k, v) = map.iter().next().expect("a mapping of length one has an entry");
-                    let name = k.as_str().ok_or("a test's name must be a string")?.to_string();
+                    let (k, v) = map
+                        .iter()
+                        .next()
+                        .expect("a mapping of length one has an entry");
+                    let name = k
+                        .as_str()
+                        .ok_or("a test's name must be a string")?
+                        .to_string();
                     let body = match v {
                         Value::Mapping(m) => m.clone(),
                         Value::Null => Default::default(),
-                        _ => return Err(format!("the arguments of test `{name}` must be a mapping")),
+                        _ => {
+                            return Err(format!("the arguments of test `{name}` must be a mapping"))
+                        }
                     };
                     (name, body)
                 } else {
-                    return Err("a test is a name or a mapping with one key, the test's name".into());
+                    return Err(
+                        "a test is a name or a mapping with one key, the test's name".into(),
+                    );
                 };
-                let custom_name = body.remove("name").and_then(|v| v.as_str().map(str::to_string));
+                let custom_name = body
+                    .remove("name")
+                    .and_then(|v| v.as_str().map(str::to_string));
                 body.remove("test_name");
                 body.remove("description");
                 let mut config = match body.remove("config") {
                     Some(Value::Mapping(m)) => m,
                     _ => Default::default(),
                 };
-                for key in ["severity", "where", "limit", "warn_if", "error_if", "store_failures", "enabled", "tags", "meta"] {
+                for key in [
+                    "severity",
+                    "where",
+                    "limit",
+                    "warn_if",
+                    "error_if",
+                    "store_failures",
+                    "enabled",
+                    "tags",
+                    "meta",
+                ] {
                     if let Some(v) = body.remove(key) {
                         config.insert(key.into(), v);
                     }
@@ -141,7 +163,12 @@ impl TestSpec {
                 if let Some(Value::Mapping(arguments)) = body.remove("arguments") {
                     body.extend(arguments);
                 }
-                Ok(TestSpec { test_name, custom_name, args: body, config })
+                Ok(TestSpec {
+                    test_name,
+                    custom_name,
+                    args: body,
+                    config,
+                })
             }
             _ => Err("a test is a name or a mapping with one key, the test's name".into()),
         }
@@ -162,11 +189,19 @@ mod tests {
         let t = spec("accepted_values: {values: [a, b], severity: warn}");
         assert_eq!(t.test_name, "accepted_values");
         assert!(t.args.contains_key("values"));
-        assert_eq!(t.config.get("severity").and_then(|v| v.as_str()), Some("warn"));
-        let t = spec("relationships: {arguments: {to: \"ref('x')\", field: id}, config: {where: 'a > 1'}}");
+        assert_eq!(
+            t.config.get("severity").and_then(|v| v.as_str()),
+            Some("warn")
+        );
+        let t = spec(
+            "relationships: {arguments: {to: \"ref('x')\", field: id}, config: {where: 'a > 1'}}",
+        );
         assert_eq!(t.args.get("field").and_then(|v| v.as_str()), Some("id"));
         assert!(t.config.contains_key("where"));
         let t = spec("{test_name: not_null, name: my_check}");
-        assert_eq!((t.test_name.as_str(), t.custom_name.as_deref()), ("not_null", Some("my_check")));
+        assert_eq!(
+            (t.test_name.as_str(), t.custom_name.as_deref()),
+            ("not_null", Some("my_check"))
+        );
     }
 }
