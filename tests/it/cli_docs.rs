@@ -31,7 +31,10 @@ fn cli_reference_is_up_to_date() {
         std::fs::write(&path, &doc).unwrap();
     }
     let committed = std::fs::read_to_string(&path).unwrap_or_default();
-    assert!(committed == doc, "docs/cli.md is out of date: run `EBB_UPDATE_DOCS=1 cargo test cli_reference`");
+    assert!(
+        committed == doc,
+        "docs/cli.md is out of date: run `EBB_UPDATE_DOCS=1 cargo test cli_reference`"
+    );
 }
 
 #[test]

@@ -45,7 +45,11 @@ impl TestProject {
         let mut out = BTreeMap::new();
         let root = self.path().join("target");
         for entry in walk(&root) {
-            let rel = entry.strip_prefix(&root).expect("under root").to_string_lossy().replace('\\', "/");
+            let rel = entry
+                .strip_prefix(&root)
+                .expect("under root")
+                .to_string_lossy()
+                .replace('\\', "/");
             out.insert(rel, std::fs::read(&entry).expect("read"));
         }
         out
@@ -55,7 +59,9 @@ impl TestProject {
 /// Lists every file under `dir`, sorted.
 pub fn walk(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
-    let Ok(entries) = std::fs::read_dir(dir) else { return out };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return out;
+    };
     for e in entries.flatten() {
         let p = e.path();
         if p.is_dir() {
@@ -98,7 +104,10 @@ impl Output {
     /// Returns exit code, stdout and stderr in one text with temp paths and timings filtered.
     pub fn snapshot(&self) -> String {
         filter(
-            &format!("exit code: {}\n----- stdout -----\n{}----- stderr -----\n{}", self.code, self.stdout, self.stderr),
+            &format!(
+                "exit code: {}\n----- stdout -----\n{}----- stderr -----\n{}",
+                self.code, self.stdout, self.stderr
+            ),
             &self.dir,
         )
     }
@@ -121,7 +130,10 @@ pub fn filter(text: &str, dir: &Path) -> String {
 fn filter_time(line: &str) -> String {
     // " in 0.05s" → " in [TIME]"
     match line.rfind(" in ") {
-        Some(i) if line[i + 4..].ends_with('s') && line[i + 4..line.len() - 1].parse::<f64>().is_ok() => {
+        Some(i)
+            if line[i + 4..].ends_with('s')
+                && line[i + 4..line.len() - 1].parse::<f64>().is_ok() =>
+        {
             format!("{} in [TIME]", &line[..i])
         }
         _ => line.to_string(),
