@@ -8,7 +8,6 @@ mod resolve;
 mod tests;
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use crate::diag::{self, Diagnostic};
 use crate::graph::Graph;
@@ -195,10 +194,3 @@ pub(crate) fn model_value(node: &crate::graph::Node) -> minijinja::Value {
         "package_name": node.package_name,
     }))
 }
-
-/// The resolver a second render uses, shared across threads.
-pub(crate) type Resolver = Arc<
-    dyn Fn(&crate::render::relation::RelationKey) -> Option<crate::render::relation::Relation>
-        + Send
-        + Sync,
->;

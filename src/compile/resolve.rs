@@ -9,10 +9,10 @@ use std::sync::Arc;
 use minijinja::Value;
 use rayon::prelude::*;
 
-use super::{model_value, Built, Resolver};
+use super::{model_value, Built};
 use crate::diag::{self, Code, Diagnostic, Span};
 use crate::graph::{Graph, Node, ResourceType};
-use crate::render::relation::{Relation, RelationKey};
+use crate::render::relation::{Relation, RelationKey, Resolver};
 use crate::render::{Renderer, Request};
 use crate::spec::profiles::Target;
 

@@ -16,6 +16,9 @@ use crate::project::Project;
 use crate::render::{Renderer, Request};
 use crate::spec::schema::TestSpec;
 
+/// A test node and the context its template is rendered with.
+type Prepared = (Node, BTreeMap<String, Value>);
+
 /// What a generic test is attached to.
 struct Attached {
     unique_id: String,
@@ -261,7 +264,7 @@ fn prepare(
     renderer: &Renderer,
     attached: &Attached,
     d: &Declared,
-) -> Result<Option<(Node, BTreeMap<String, Value>)>, Diagnostic> {
+) -> Result<Option<Prepared>, Diagnostic> {
     let span = Span::at(&d.file, d.line, 1);
     let spec = TestSpec::from_yaml(&d.value).map_err(|e| {
         Diagnostic::new(

@@ -160,7 +160,8 @@ fn matches(atom: &Atom, node: &Node) -> bool {
                 Some(serde_json::Value::Array(items)) => {
                     items.iter().any(|i| i.as_str().is_some_and(|s| glob(v, s)))
                 }
-                Some(other) => other.to_string() == v,
+                Some(other) => serde_json::from_str::<serde_json::Value>(v)
+                    .is_ok_and(|parsed| parsed == *other),
                 None => false,
             }
         }

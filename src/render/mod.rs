@@ -20,7 +20,7 @@ use crate::project::SourceFile;
 use crate::spec::profiles::Target;
 pub use functions::Inputs;
 use macros::MacroDef;
-use relation::{Relation, RelationKey, RelationValue};
+use relation::{RelationKey, RelationValue, Resolver};
 use scope::{RefCall, Scope};
 
 /// The rendering environment of one project: macros registered, functions installed.
@@ -39,7 +39,7 @@ pub struct Request<'a> {
     pub model: Value,
     pub base_config: BTreeMap<String, serde_json::Value>,
     /// Real relation names, from a previous pass; `None` for the first pass.
-    pub resolved: Option<Arc<dyn Fn(&RelationKey) -> Option<Relation> + Send + Sync>>,
+    pub resolved: Option<Resolver>,
     /// More variables for the template (a generic test's arguments).
     pub extra: BTreeMap<String, Value>,
 }

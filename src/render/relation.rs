@@ -49,6 +49,9 @@ impl fmt::Display for Relation {
     }
 }
 
+/// Looks up the real relation for a placeholder key; shared across render threads.
+pub type Resolver = Arc<dyn Fn(&RelationKey) -> Option<Relation> + Send + Sync>;
+
 /// What a relation value refers to, as written in the template.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum RelationKey {

@@ -6,11 +6,10 @@
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 
 use minijinja::Value;
 
-use super::relation::{Relation, RelationKey};
+use super::relation::Resolver;
 use crate::diag::Code;
 
 /// A `ref()` call as written: `ref('name')` or `ref('package', 'name')`.
@@ -35,7 +34,7 @@ pub struct Scope {
     /// The node's configuration so far (project and YAML levels), for `config.get()`.
     pub base_config: BTreeMap<String, serde_json::Value>,
     /// Names resolved by an earlier pass; `None` in the first pass.
-    pub resolved: Option<Arc<dyn Fn(&RelationKey) -> Option<Relation> + Send + Sync>>,
+    pub resolved: Option<Resolver>,
     pub refs: Vec<RefCall>,
     pub sources: Vec<(String, String)>,
     pub config: BTreeMap<String, serde_json::Value>,
