@@ -12,7 +12,8 @@ pub struct GitInfo {
     pub commit: Option<String>,
     /// The branch `HEAD` points at, when it points at one.
     pub branch: Option<String>,
-    /// True when tracked files differ from `HEAD` or untracked files exist.
+    /// True when tracked files differ from `HEAD` or untracked (not ignored) files exist: either
+    /// changes what a build reads.
     pub dirty: bool,
 }
 
@@ -25,11 +26,28 @@ pub fn describe(dir: &Path) -> Option<GitInfo> {
     let dirty = match &commit {
         // A repository with no commit is dirty as soon as it holds any file.
         None => true,
-        Some(_) => repo.is_dirty().unwrap_or(true),
+        Some(_) => repo.is_dirty().unwrap_or(true) || has_untracked(&repo).unwrap_or(true),
     };
     Some(GitInfo {
         commit,
         branch,
         dirty,
     })
+}
+
+/// Tells whether the work tree holds files git does not track and does not ignore.
+fn has_untracked(repo: &gix::Repository) -> Option<bool> {
+    let mut items = repo
+        .status(gix::progress::Discard)
+        .ok()?
+        .untracked_files(gix::status::UntrackedFiles::Collapsed)
+        .index_worktree_rewrites(None)
+        .into_index_worktree_iter(Vec::new())
+        .ok()?;
+    Some(items.any(|item| {
+        matches!(
+            item,
+            Ok(gix::status::index_worktree::Item::DirectoryContents { .. })
+        )
+    }))
 }

@@ -5,5 +5,6 @@ mod common;
 mod cli_docs;
 mod compile;
 mod errors;
+mod git;
 mod init;
 mod ls;
