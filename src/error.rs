@@ -21,14 +21,24 @@ pub enum Error {
     /// Reading or writing files failed.
     #[error("{0}")]
     Io(String),
+    /// A service ebb needs (the warehouse) could not be reached.
+    #[error("{message}")]
+    Unavailable {
+        message: String,
+        hint: Option<String>,
+    },
+    /// ebb ran and found failures the user can fix (failing data tests, model SQL errors);
+    /// they were already printed.
+    #[error("{0}")]
+    Failed(String),
 }
 
 impl Error {
     /// Returns the process exit code for this error.
     pub fn exit_code(&self) -> u8 {
         match self {
-            Error::Project { .. } => 1,
-            Error::Usage { .. } | Error::Io(_) => 2,
+            Error::Project { .. } | Error::Failed(_) => 1,
+            Error::Usage { .. } | Error::Io(_) | Error::Unavailable { .. } => 2,
         }
     }
 
@@ -43,7 +53,7 @@ impl Error {
     /// Returns the hint to print under the message, if any.
     pub fn hint(&self) -> Option<&str> {
         match self {
-            Error::Usage { hint, .. } => hint.as_deref(),
+            Error::Usage { hint, .. } | Error::Unavailable { hint, .. } => hint.as_deref(),
             _ => None,
         }
     }
@@ -57,6 +67,18 @@ impl From<crate::project::LoadError> for Error {
                 "run ebb from a project directory, pass `--project-dir`, or create one with `ebb init DIR`",
             ),
             other => Error::Io(other.to_string()),
+        }
+    }
+}
+
+impl From<crate::warehouse::Error> for Error {
+    fn from(e: crate::warehouse::Error) -> Self {
+        match e {
+            crate::warehouse::Error::Connect { .. } => Error::Unavailable {
+                message: e.to_string(),
+                hint: Some("check that the warehouse is running and that the target in profiles.yml points at it".into()),
+            },
+            crate::warehouse::Error::Query { message, .. } => Error::Failed(message),
         }
     }
 }

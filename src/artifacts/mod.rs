@@ -2,7 +2,9 @@
 //! docs/manifest.md). Formats are stable and deterministic: the same project and invocation give
 //! byte-identical files.
 
+pub mod junit;
 pub mod manifest;
+pub mod run_results;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};

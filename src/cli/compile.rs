@@ -43,21 +43,53 @@ pub(super) fn compile_project(
     Ok(compilation)
 }
 
+/// Returns the target directory of the compiled project.
+pub(super) fn settings_target(
+    settings: &Settings,
+    compilation: &Compilation,
+) -> std::path::PathBuf {
+    let path = compilation
+        .project
+        .as_ref()
+        .map_or("target", |p| p.file.target_path.as_str());
+    settings.project_dir.join(path)
+}
+
+/// Writes the compiled SQL of `selected` and the manifest; returns the number of SQL files.
+pub(super) fn write_artifacts(
+    target_dir: std::path::PathBuf,
+    compilation: &Compilation,
+    settings: &Settings,
+    selected: &std::collections::BTreeSet<String>,
+) -> Result<usize, Error> {
+    let Some(graph) = &compilation.graph else {
+        return Ok(0);
+    };
+    let written = crate::artifacts::write_compiled(&target_dir, graph, selected)?;
+    let manifest = crate::artifacts::manifest::build(compilation, graph, &settings.invocation);
+    write_json(&target_dir.join("manifest.json"), &manifest)?;
+    Ok(written)
+}
+
+/// Writes a JSON artifact, pretty-printed with a final newline, atomically.
+pub(super) fn write_json(path: &std::path::Path, value: &serde_json::Value) -> Result<(), Error> {
+    let mut bytes = serde_json::to_vec_pretty(value).map_err(|e| Error::Io(e.to_string()))?;
+    bytes.push(b'\n');
+    crate::artifacts::write_atomic(path, &bytes)?;
+    Ok(())
+}
+
 /// Runs `ebb compile`.
 pub(super) fn run(args: &ProjectArgs, printer: &Printer) -> Result<(), Error> {
     let started = Instant::now();
     let settings = Settings::resolve(args)?;
     let compilation = compile_project(&settings, printer)?;
-    let (Some(graph), Some(project)) = (&compilation.graph, &compilation.project) else {
+    let (Some(graph), Some(_)) = (&compilation.graph, &compilation.project) else {
         return Err(Error::Io("compilation produced no graph".into()));
     };
     let selected = select::select(graph, &settings.select, &settings.exclude)?;
-    let target_dir = settings.project_dir.join(&project.file.target_path);
-    let written = crate::artifacts::write_compiled(&target_dir, graph, &selected)?;
-    let manifest = crate::artifacts::manifest::build(&compilation, graph, &settings.invocation);
-    let mut bytes = serde_json::to_vec_pretty(&manifest).map_err(|e| Error::Io(e.to_string()))?;
-    bytes.push(b'\n');
-    crate::artifacts::write_atomic(&target_dir.join("manifest.json"), &bytes)?;
+    let target_dir = settings_target(&settings, &compilation);
+    let written = write_artifacts(target_dir.clone(), &compilation, &settings, &selected)?;
 
     let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
     for node in graph.nodes.values() {

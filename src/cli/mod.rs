@@ -3,9 +3,13 @@
 //! printer; no business logic lives here.
 
 mod compile;
+mod connect;
 mod init;
 mod ls;
+mod run;
+mod seed;
 pub mod settings;
+mod test;
 
 use std::path::PathBuf;
 
@@ -54,6 +58,12 @@ pub enum Command {
     /// List the selected nodes
     #[command(alias = "list")]
     Ls(ls::LsArgs),
+    /// Load the seed CSV files into the warehouse, replacing their tables
+    Seed(connect::WarehouseArgs),
+    /// Build the selected models in the warehouse, in dependency order
+    Run(connect::WarehouseArgs),
+    /// Run the data tests of the selected nodes against the warehouse
+    Test(test::TestArgs),
 }
 
 /// Flags of commands that read a project.
@@ -90,6 +100,9 @@ pub fn run(cli: Cli) -> Result<(), (Error, Printer)> {
         Command::Init(args) => init::run(&args, &printer),
         Command::Compile(args) => compile::run(&args, &printer),
         Command::Ls(args) => ls::run(&args, &printer),
+        Command::Seed(args) => seed::run(&args, &printer),
+        Command::Run(args) => run::run(&args, &printer),
+        Command::Test(args) => test::run(&args, &printer),
     };
     result.map_err(|e| (e, printer))
 }

@@ -275,7 +275,7 @@ pub(crate) fn build(
         }
     }
 
-    sources(project, target, &mut built, diagnostics);
+    sources(project, renderer, target, &mut built, diagnostics);
     built
 }
 
@@ -335,6 +335,7 @@ fn insert_unique(
 /// Builds source nodes from every schema file's `sources:`, naming their relations.
 fn sources(
     project: &Project,
+    renderer: &Renderer,
     target: &Target,
     built: &mut Built,
     diagnostics: &mut Vec<Diagnostic>,
@@ -393,12 +394,31 @@ fn sources(
                     .identifier
                     .clone()
                     .unwrap_or_else(|| table.name.clone());
+                // dbt renders these fields, so `schema: "{{ target.schema }}"` works.
+                let mut render = |value: &str, key: &str| match renderer.render_str(value) {
+                    Ok(v) => v,
+                    Err(e) => {
+                        let pos = parsed.locator.find(&format!("sources.{i}.{key}"));
+                        diagnostics.push(
+                            Diagnostic::new(
+                                Code::JinjaRender,
+                                Span::at(&file.path, pos.line, pos.column),
+                                format!("cannot render `{key}` of source `{}`: {e}", source.name),
+                            )
+                            .hint("fix the template in this field"),
+                        );
+                        value.to_string()
+                    }
+                };
+                let database = match &source.database {
+                    Some(d) => render(d, "database"),
+                    None => target.database.clone(),
+                };
+                let schema = render(source.schema.as_deref().unwrap_or(&source.name), "schema");
+                let identifier = render(&identifier, "identifier");
                 node.relation = Some(Relation {
-                    database: source
-                        .database
-                        .clone()
-                        .unwrap_or_else(|| target.database.clone()),
-                    schema: source.schema.clone().unwrap_or_else(|| source.name.clone()),
+                    database,
+                    schema,
                     identifier: identifier.clone(),
                     adapter: target.adapter_type.clone(),
                     cte: None,

@@ -1,0 +1,83 @@
+//! Materializations: a model's compiled SELECT becomes a view or a table. Tables are built under
+//! a temporary name and swapped in, so a failing query leaves the old table in place.
+
+use super::{Error, RelationKind, Warehouse};
+use crate::render::relation::Relation;
+
+/// How a model is built.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Materialization {
+    View,
+    Table,
+}
+
+/// Strips trailing semicolons and whitespace, which would break `create ... as (<sql>)`.
+fn body(sql: &str) -> &str {
+    sql.trim_end().trim_end_matches(';').trim_end()
+}
+
+fn drop_sql(wh: &Warehouse, kind: RelationKind, rel: &Relation) -> String {
+    let what = match kind {
+        RelationKind::Table => "table",
+        RelationKind::View => "view",
+    };
+    // Postgres refuses to drop a relation other views depend on; dbt drops them with it and
+    // rebuilds them later in the same run, in DAG order. ebb does the same.
+    let cascade = if wh.adapter() == "postgres" {
+        " cascade"
+    } else {
+        ""
+    };
+    format!("drop {what} if exists {rel}{cascade}")
+}
+
+fn rename_sql(wh: &Warehouse, from: &Relation, to: &Relation) -> String {
+    match wh.adapter() {
+        "mysql" => format!("rename table {from} to {to}"),
+        _ => format!(
+            "alter table {from} rename to \"{}\"",
+            to.identifier.replace('"', "\"\"")
+        ),
+    }
+}
+
+/// Builds `rel` from `sql`; returns the number of rows of a table (0 for a view).
+pub async fn materialize(
+    wh: &Warehouse,
+    how: Materialization,
+    rel: &Relation,
+    sql: &str,
+) -> Result<u64, Error> {
+    let existing = wh.relation_kind(rel).await?;
+    match how {
+        Materialization::View => {
+            if let Some(kind) = existing {
+                wh.execute(&drop_sql(wh, kind, rel)).await?;
+            }
+            wh.execute(&format!("create view {rel} as {}", body(sql)))
+                .await?;
+            Ok(0)
+        }
+        Materialization::Table => {
+            let mut tmp = rel.clone();
+            tmp.identifier = format!("{}__ebb_tmp", rel.identifier);
+            if let Some(kind) = wh.relation_kind(&tmp).await? {
+                wh.execute(&drop_sql(wh, kind, &tmp)).await?;
+            }
+            let create = match wh.adapter() {
+                "postgres" => format!("create table {tmp} as (\n{}\n)", body(sql)),
+                _ => format!("create table {tmp} as\n{}", body(sql)),
+            };
+            let mut rows = wh.execute(&create).await?;
+            if let Some(kind) = existing {
+                wh.execute(&drop_sql(wh, kind, rel)).await?;
+            }
+            wh.execute(&rename_sql(wh, &tmp, rel)).await?;
+            if rows == 0 {
+                let n = wh.count(&format!("select count(*) from {rel}")).await?;
+                rows = u64::try_from(n).unwrap_or(0);
+            }
+            Ok(rows)
+        }
+    }
+}
