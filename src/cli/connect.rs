@@ -41,6 +41,7 @@ pub(super) async fn connect(
     compilation: &Compilation,
     printer: &Printer,
     threads: usize,
+    extra_schemas: &[String],
 ) -> Result<Warehouse, Error> {
     let target = compilation
         .target
@@ -75,6 +76,7 @@ pub(super) async fn connect(
         .filter_map(|n| n.relation.as_ref())
         .map(|r| r.schema.clone())
         .chain([target.schema.clone()])
+        .chain(extra_schemas.iter().cloned())
         .collect();
     let wh = Warehouse::connect(&connection, threads, &schemas).await?;
     Ok(wh)

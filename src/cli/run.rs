@@ -85,7 +85,7 @@ pub(super) fn run(args: &WarehouseArgs, printer: &Printer) -> Result<(), Error> 
 
     let rt = runtime()?;
     let outcomes = rt.block_on(async {
-        let wh = connect(&settings, &compilation, printer, threads).await?;
+        let wh = connect(&settings, &compilation, printer, threads, &[]).await?;
         let schemas: BTreeSet<String> = models
             .iter()
             .filter_map(|id| graph.nodes[id].relation.as_ref())

@@ -81,7 +81,7 @@ pub(super) fn run(args: &WarehouseArgs, printer: &Printer) -> Result<(), Error> 
 
     let rt = runtime()?;
     let outcomes = rt.block_on(async {
-        let wh = connect(&settings, &compilation, printer, threads).await?;
+        let wh = connect(&settings, &compilation, printer, threads, &[]).await?;
         // Concurrent `create schema if not exists` can race on Postgres: create them first.
         let schemas: BTreeSet<String> = seeds
             .iter()

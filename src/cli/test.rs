@@ -59,8 +59,15 @@ pub(super) fn run(args: &TestArgs, printer: &Printer) -> Result<(), Error> {
 
     let rt = runtime()?;
     let outcomes = rt.block_on(async {
-        let wh = connect(&settings, &compilation, printer, threads).await?;
         let audit_schema = format!("{}_dbt_test__audit", target.schema);
+        let wh = connect(
+            &settings,
+            &compilation,
+            printer,
+            threads,
+            std::slice::from_ref(&audit_schema),
+        )
+        .await?;
         let results = exec::run(
             tests,
             threads,

@@ -56,6 +56,14 @@ pub async fn materialize(
             }
             wh.execute(&format!("create view {rel} as {}", body(sql)))
                 .await?;
+            if wh.adapter() == "sqlite" {
+                // SQLite resolves a view's columns only when it is read: read it now, so the
+                // error belongs to this model and not to the first model that selects from it.
+                if let Err(e) = wh.execute(&format!("select * from {rel} limit 0")).await {
+                    wh.execute(&format!("drop view if exists {rel}")).await?;
+                    return Err(e);
+                }
+            }
             Ok(0)
         }
         Materialization::Table => {

@@ -8,3 +8,4 @@ mod errors;
 mod git;
 mod init;
 mod ls;
+mod warehouse;
