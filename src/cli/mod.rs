@@ -4,12 +4,10 @@
 
 mod compile;
 mod connect;
+mod execute;
 mod init;
 mod ls;
-mod run;
-mod seed;
 pub mod settings;
-mod test;
 
 use std::path::PathBuf;
 
@@ -17,6 +15,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::error::Error;
 use crate::output::{Format, Printer};
+use execute::Kinds;
 
 /// Reverse ETL as a compiled, git-versioned project
 #[derive(Debug, Parser)]
@@ -63,7 +62,9 @@ pub enum Command {
     /// Build the selected models in the warehouse, in dependency order
     Run(connect::WarehouseArgs),
     /// Run the data tests of the selected nodes against the warehouse
-    Test(test::TestArgs),
+    Test(execute::TestArgs),
+    /// Seed, run and test the selected nodes in one pass, in dependency order
+    Build(execute::TestArgs),
 }
 
 /// Flags of commands that read a project.
@@ -100,9 +101,60 @@ pub fn run(cli: Cli) -> Result<(), (Error, Printer)> {
         Command::Init(args) => init::run(&args, &printer),
         Command::Compile(args) => compile::run(&args, &printer),
         Command::Ls(args) => ls::run(&args, &printer),
-        Command::Seed(args) => seed::run(&args, &printer),
-        Command::Run(args) => run::run(&args, &printer),
-        Command::Test(args) => test::run(&args, &printer),
+        Command::Seed(args) => execute::execute(
+            "seed",
+            &args,
+            Kinds {
+                seeds: true,
+                models: false,
+                tests: false,
+            },
+            false,
+            None,
+            &printer,
+        ),
+        Command::Run(args) => execute::execute(
+            "run",
+            &args,
+            Kinds {
+                seeds: false,
+                models: true,
+                tests: false,
+            },
+            false,
+            None,
+            &printer,
+        ),
+        Command::Test(args) => {
+            let kinds = Kinds {
+                seeds: false,
+                models: false,
+                tests: true,
+            };
+            execute::execute(
+                "test",
+                &args.warehouse,
+                kinds,
+                args.store_failures,
+                args.junit.as_deref(),
+                &printer,
+            )
+        }
+        Command::Build(args) => {
+            let kinds = Kinds {
+                seeds: true,
+                models: true,
+                tests: true,
+            };
+            execute::execute(
+                "build",
+                &args.warehouse,
+                kinds,
+                args.store_failures,
+                args.junit.as_deref(),
+                &printer,
+            )
+        }
     };
     result.map_err(|e| (e, printer))
 }

@@ -2,6 +2,8 @@
 //! every parent in the set has succeeded; a failure skips everything downstream of it, and the
 //! rest of the run goes on.
 
+pub mod tasks;
+
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::future::Future;
 use std::time::Instant;
@@ -21,9 +23,10 @@ pub enum Status {
 }
 
 impl Status {
-    /// Tells whether nodes downstream must be skipped.
+    /// Tells whether nodes downstream must be skipped: an error, a skip, or a failing
+    /// error-severity test on a parent (as in `dbt build`).
     pub fn blocks(self) -> bool {
-        matches!(self, Status::Error | Status::Skipped)
+        matches!(self, Status::Error | Status::Skipped | Status::Fail)
     }
 }
 
@@ -134,6 +137,14 @@ where
                     }
                 }
             }
+        }
+    }
+    // Anything left waits on a dependency that never finished (a cycle): say so, never drop it.
+    for id in parents.keys() {
+        if !results.contains_key(id) {
+            let skipped = Outcome::skipped("a dependency cycle");
+            on_done(id, &skipped);
+            results.insert(id.clone(), skipped);
         }
     }
     results

@@ -134,15 +134,43 @@ fn quote(adapter: &str, name: &str) -> String {
     }
 }
 
-/// Replaces `rel` with the rows of a CSV; `overrides` are column types from the seed config.
-/// Returns the number of rows loaded.
-pub async fn load(
-    wh: &Warehouse,
-    rel: &Relation,
-    header: &[String],
-    rows: &[Vec<String>],
-    overrides: &BTreeMap<String, String>,
-) -> Result<u64, Error> {
+/// A seed file read and ready to load.
+#[derive(Debug, Clone, Default)]
+pub struct SeedData {
+    pub header: Vec<String>,
+    pub rows: Vec<Vec<String>>,
+    /// Column types from the seed's `column_types` config, used instead of inferred ones.
+    pub overrides: BTreeMap<String, String>,
+}
+
+impl SeedData {
+    /// Reads a CSV file; errors name the line.
+    pub fn read(bytes: &[u8], overrides: BTreeMap<String, String>) -> Result<SeedData, String> {
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(true)
+            .from_reader(bytes);
+        let header: Vec<String> = reader
+            .headers()
+            .map_err(|e| e.to_string())?
+            .iter()
+            .map(|h| h.trim().to_string())
+            .collect();
+        let mut rows = Vec::new();
+        for (i, record) in reader.records().enumerate() {
+            let record = record.map_err(|e| format!("line {}: {e}", i + 2))?;
+            rows.push(record.iter().map(str::to_string).collect());
+        }
+        Ok(SeedData {
+            header,
+            rows,
+            overrides,
+        })
+    }
+}
+
+/// Replaces `rel` with the rows of a seed. Returns the number of rows loaded.
+pub async fn load(wh: &Warehouse, rel: &Relation, data: &SeedData) -> Result<u64, Error> {
+    let (header, rows, overrides) = (&data.header, &data.rows, &data.overrides);
     let adapter = wh.adapter();
     let inferred = infer(rows, header.len());
     let columns: Vec<String> = header

@@ -4,7 +4,7 @@
 
 use crate::common::{repo_root, run_ebb};
 
-const COMMANDS: &[&str] = &["init", "compile", "ls"];
+const COMMANDS: &[&str] = &["init", "compile", "ls", "seed", "run", "test", "build"];
 
 fn help(args: &[&str]) -> String {
     let dir = tempfile::tempdir().unwrap();
