@@ -18,6 +18,7 @@ pub mod diag;
 pub mod error;
 pub mod exec;
 pub mod graph;
+pub mod lineage;
 pub mod output;
 pub mod project;
 pub mod render;

@@ -24,7 +24,7 @@ pub struct Invocation {
     pub git: Option<GitInfo>,
 }
 
-fn node_json(node: &Node, macro_ids: &BTreeMap<String, String>) -> Value {
+fn node_json(node: &Node, macro_ids: &BTreeMap<String, String>, target_path: &str) -> Value {
     let rel = node.relation.as_ref();
     let mut v = json!({
         "unique_id": node.unique_id,
@@ -70,7 +70,7 @@ fn node_json(node: &Node, macro_ids: &BTreeMap<String, String>) -> Value {
     obj.insert("compiled_code".into(), json!(node.compiled_code));
     obj.insert(
         "compiled_path".into(),
-        json!(crate::artifacts::compiled_path(node).map(|p| format!("target/{p}"))),
+        json!(crate::artifacts::compiled_path(node).map(|p| format!("{target_path}/{p}"))),
     );
     obj.insert(
         "depends_on".into(),
@@ -123,7 +123,8 @@ pub fn build(compilation: &Compilation, graph: &Graph, invocation: &Invocation) 
     let mut parent_map = BTreeMap::new();
     let mut child_map = BTreeMap::new();
     for (id, node) in &graph.nodes {
-        let j = node_json(node, &macro_ids);
+        let target_path = project.map_or("target", |p| p.file.target_path.as_str());
+        let j = node_json(node, &macro_ids, target_path);
         if node.resource_type == ResourceType::Source {
             sources.insert(id.clone(), j);
         } else {

@@ -45,8 +45,13 @@ impl Settings {
                 }
             },
         };
+        // dbt users' DBT_PROFILES_DIR works too, after --profiles-dir / EBB_PROFILES_DIR.
+        let profiles_dir = args
+            .profiles_dir
+            .clone()
+            .or_else(|| env.get("DBT_PROFILES_DIR").map(PathBuf::from));
         let profiles = find_profiles(
-            args.profiles_dir.as_deref(),
+            profiles_dir.as_deref(),
             &args.project_dir,
             env.get("HOME").map(Path::new),
         )?;

@@ -191,6 +191,8 @@ pub(crate) fn model_value(node: &crate::graph::Node) -> minijinja::Value {
         "original_file_path": node.original_file_path,
         "path": node.path,
         "fqn": node.fqn,
-        "package_name": node.package_name,
+                "package_name": node.package_name,
+        "config": node.config,
+        "tags": node.config.tags(),
     }))
 }

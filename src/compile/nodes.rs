@@ -138,6 +138,7 @@ pub(crate) fn build(
                 .chain(dirs)
                 .chain([stem.clone()])
                 .collect();
+            node.config.0.insert("materialized".into(), "view".into());
             for layer in config::folder_layers(&project.file.models, &node.fqn) {
                 node.config.merge(&layer);
             }

@@ -200,6 +200,9 @@ pub(crate) fn build(
         .collect();
     for (mut node, out) in rendered {
         node.config.merge(&out.config);
+        if let Some(s) = node.config.str("severity").map(str::to_uppercase) {
+            node.config.0.insert("severity".into(), s.into());
+        }
         if !node.config.enabled() {
             continue;
         }

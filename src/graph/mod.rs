@@ -56,8 +56,10 @@ impl Graph {
                 .min_by_key(|i| &self.dag[**i])
                 .expect("a component has members");
             let path = self.cycle_path(start, &members);
+            // Edges run from parent to child; read the cycle the way refs are written.
             let names: Vec<String> = path
                 .iter()
+                .rev()
                 .map(|i| self.nodes[&self.dag[*i]].name.clone())
                 .collect();
             let first = &self.nodes[&self.dag[start]];
@@ -65,7 +67,7 @@ impl Graph {
                 Diagnostic::new(
                     Code::DependencyCycle,
                     Span::at(&first.original_file_path, first.line, 1),
-                    format!("dependency cycle: {}", names.join(" -> ")),
+                    format!("dependency cycle: {} (each depends on the next)", names.join(" -> ")),
                 )
                 .label("this node depends on itself through the cycle")
                 .hint("remove one of the ref() calls in the cycle, or move the shared logic into a new model both can ref()"),
@@ -209,7 +211,10 @@ mod tests {
         ]);
         let (_, diags) = Graph::build(nodes);
         assert_eq!(diags.len(), 1);
-        assert_eq!(diags[0].message, "dependency cycle: a -> b -> c -> a");
+        assert_eq!(
+            diags[0].message,
+            "dependency cycle: a -> c -> b -> a (each depends on the next)"
+        );
     }
 
     #[test]

@@ -96,6 +96,11 @@ fn parse_atom(text: &str) -> Result<Atom, SelectError> {
     if value.is_empty() {
         return Err(err("a method needs a value, like `tag:nightly`"));
     }
+    if method == "resource_type" && ResourceType::parse(&value).is_none() {
+        return Err(err(
+            "resource types are model, seed, source, test, sync and destination",
+        ));
+    }
     Ok(Atom {
         method,
         value,
@@ -134,11 +139,7 @@ fn glob(pattern: &str, text: &str) -> bool {
 fn matches(atom: &Atom, node: &Node) -> bool {
     let v = atom.value.as_str();
     match atom.method.as_str() {
-        "name" => {
-            glob(v, &node.name)
-                || glob(v, &node.display_name())
-                || (v.contains('.') && fqn_matches(v, &node.fqn))
-        }
+        "name" => glob(v, &node.name) || glob(v, &node.display_name()) || fqn_matches(v, &node.fqn),
         "fqn" => fqn_matches(v, &node.fqn),
         "tag" => node.config.tags().iter().any(|t| glob(v, t)),
         "resource_type" => ResourceType::parse(v) == Some(node.resource_type),
@@ -168,13 +169,14 @@ fn matches(atom: &Atom, node: &Node) -> bool {
     }
 }
 
-/// Tells whether a dotted fqn pattern (`retail.staging`, `staging.*`) matches a prefix of `fqn`.
+/// Tells whether a dotted fqn pattern (`retail.staging`, `staging.*`, `marts`) matches a run of
+/// consecutive parts of `fqn`, so a folder name selects everything in it, as in dbt.
 fn fqn_matches(pattern: &str, fqn: &[String]) -> bool {
     let parts: Vec<&str> = pattern.split('.').collect();
     (0..fqn.len()).any(|offset| {
         offset + parts.len() <= fqn.len()
             && parts.iter().zip(&fqn[offset..]).all(|(p, f)| glob(p, f))
-    }) && (parts.len() > 1 || fqn.last().is_some_and(|l| glob(pattern, l)))
+    })
 }
 
 fn select_atom(graph: &Graph, atom: &Atom) -> BTreeSet<String> {
@@ -191,6 +193,7 @@ fn select_atom(graph: &Graph, atom: &Atom) -> BTreeSet<String> {
             out.extend(graph.walk(id, Direction::Outgoing, depth));
         }
         if atom.at {
+            out.extend(graph.walk(id, Direction::Incoming, None));
             for child in graph.walk(id, Direction::Outgoing, None) {
                 out.extend(graph.walk(&child, Direction::Incoming, None));
                 out.insert(child);
@@ -237,7 +240,16 @@ pub fn select(
         .map(|n| n.unique_id.clone())
         .collect();
     chosen.extend(tests);
-    let excluded = select_spec(graph, exclude)?;
+    // Excluding a node excludes its tests too (dbt's eager indirect selection).
+    let mut excluded = select_spec(graph, exclude)?;
+    let their_tests: Vec<String> = graph
+        .nodes
+        .values()
+        .filter(|n| n.resource_type == ResourceType::Test)
+        .filter(|n| n.depends_on_nodes.iter().any(|p| excluded.contains(p)))
+        .map(|n| n.unique_id.clone())
+        .collect();
+    excluded.extend(their_tests);
     Ok(chosen.difference(&excluded).cloned().collect())
 }
 
@@ -305,7 +317,21 @@ mod tests {
         assert_eq!(names(&["path:models/staging"], &["b"]), ["a"]);
         assert_eq!(names(&["staging.*"], &[]), ["a", "b"]);
         assert_eq!(names(&["resource_type:test"], &[]), ["unique_c_id"]);
-        assert_eq!(names(&["*"], &["resource_type:model"]), ["unique_c_id"]);
+        assert_eq!(
+            names(&["*"], &["c"]),
+            ["a", "b", "d"],
+            "excluding a node excludes its tests"
+        );
+        assert_eq!(
+            names(&["marts"], &[]),
+            ["c", "d", "unique_c_id"],
+            "a folder name selects the folder"
+        );
+        assert_eq!(
+            names(&["@unique_c_id"], &[]),
+            ["a", "b", "c", "unique_c_id"],
+            "@ includes ancestors"
+        );
     }
 
     #[test]

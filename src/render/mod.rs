@@ -103,6 +103,8 @@ impl Renderer {
             }
             let defs = rewritten.defs.clone();
             for def in &defs {
+                // A project macro replaces a built-in one of the same name (as in dbt).
+                all.retain(|d| !(d.name == def.name && d.path.starts_with('<')));
                 if let Some(first) = all.iter().find(|d| d.name == def.name) {
                     diagnostics.push(
                         Diagnostic::new(
@@ -258,7 +260,7 @@ fn jinja_diagnostic(
         ErrorKind::UnknownTest | ErrorKind::UnknownFilter => (
             Code::JinjaRender,
             "unknown filter or test",
-            "see the minijinja filters ebb provides in docs/templating.md",
+            "see the filters ebb provides in docs/project.md#templating",
         ),
         _ => (
             Code::JinjaRender,

@@ -16,6 +16,8 @@ pub const KNOWN_KEYS: &[&str] = &[
     "config-version",
     "profile",
     "model-paths",
+    "source-paths",
+    "data-paths",
     "macro-paths",
     "seed-paths",
     "test-paths",

@@ -346,7 +346,12 @@ fn build_runs_everything_in_order_and_a_failing_test_stops_what_is_downstream() 
         backend.write_profiles(&project, "retail");
         let out = ebb(&project, &["build"]);
         assert_eq!(out.code, 0, "[{}] {}", backend.kind, out.snapshot());
-        assert!(out.stderr.contains("52 ok"), "[{}] 4 seeds, 6 models, 42 tests: {}", backend.kind, out.stderr);
+        assert!(
+            out.stderr.contains("52 ok"),
+            "[{}] 4 seeds, 6 models, 42 tests: {}",
+            backend.kind,
+            out.stderr
+        );
 
         project.write(
             "models/staging/_strict.yml",
@@ -356,7 +361,11 @@ fn build_runs_everything_in_order_and_a_failing_test_stops_what_is_downstream() 
         assert_eq!(out.code, 1, "[{}] {}", backend.kind, out.snapshot());
         let r = results(&project);
         assert_eq!(status_of(&r, "stg_orders_no_returns"), "fail");
-        assert_eq!(status_of(&r, "customer_scores"), "skipped", "built on data that failed a test");
+        assert_eq!(
+            status_of(&r, "customer_scores"),
+            "skipped",
+            "built on data that failed a test"
+        );
         assert_eq!(status_of(&r, "stg_customers"), "success");
         backend.cleanup();
     }
