@@ -59,6 +59,23 @@ fn node_json(node: &Node, macro_ids: &BTreeMap<String, String>, target_path: &st
         }
         return v;
     }
+    if let Some(spec) = &node.sync {
+        obj.insert("sync".into(), json!(spec));
+        obj.insert(
+            "depends_on".into(),
+            json!({"macros": [], "nodes": node.depends_on_nodes}),
+        );
+        return v;
+    }
+    if let Some(spec) = &node.destination {
+        // Settings as written: a secret is the env_var() call, never its value.
+        obj.insert("destination".into(), json!(spec));
+        obj.insert(
+            "depends_on".into(),
+            json!({"macros": [], "nodes": node.depends_on_nodes}),
+        );
+        return v;
+    }
     let macros: Vec<&str> = node
         .depends_on_macros
         .iter()
@@ -120,16 +137,19 @@ pub fn build(compilation: &Compilation, graph: &Graph, invocation: &Invocation) 
     }
     let mut nodes = BTreeMap::new();
     let mut sources = BTreeMap::new();
+    let mut syncs = BTreeMap::new();
+    let mut destinations = BTreeMap::new();
     let mut parent_map = BTreeMap::new();
     let mut child_map = BTreeMap::new();
     for (id, node) in &graph.nodes {
         let target_path = project.map_or("target", |p| p.file.target_path.as_str());
         let j = node_json(node, &macro_ids, target_path);
-        if node.resource_type == ResourceType::Source {
-            sources.insert(id.clone(), j);
-        } else {
-            nodes.insert(id.clone(), j);
-        }
+        match node.resource_type {
+            ResourceType::Source => sources.insert(id.clone(), j),
+            ResourceType::Sync => syncs.insert(id.clone(), j),
+            ResourceType::Destination => destinations.insert(id.clone(), j),
+            _ => nodes.insert(id.clone(), j),
+        };
         parent_map.insert(id.clone(), graph.neighbors(id, Direction::Incoming));
         child_map.insert(id.clone(), graph.neighbors(id, Direction::Outgoing));
     }
@@ -147,6 +167,8 @@ pub fn build(compilation: &Compilation, graph: &Graph, invocation: &Invocation) 
         },
         "nodes": nodes,
         "sources": sources,
+        "syncs": syncs,
+        "destinations": destinations,
         "macros": macros,
         "parent_map": parent_map,
         "child_map": child_map,

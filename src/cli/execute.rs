@@ -50,7 +50,8 @@ fn chosen(graph: &Graph, selected: &BTreeSet<String>, kinds: Kinds) -> BTreeSet<
                 ResourceType::Seed => kinds.seeds,
                 ResourceType::Model => kinds.models && tasks::is_built_model(n),
                 ResourceType::Test => kinds.tests,
-                ResourceType::Source => false,
+                // Syncs run in `ebb run` once the sync engine lands (#5).
+                ResourceType::Source | ResourceType::Sync | ResourceType::Destination => false,
             }
         })
         .cloned()

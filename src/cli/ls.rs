@@ -23,6 +23,8 @@ pub struct LsArgs {
 fn line(node: &Node) -> String {
     match node.resource_type {
         ResourceType::Source => format!("source:{}", node.fqn.join(".")),
+        ResourceType::Sync => format!("sync:{}", node.fqn.join(".")),
+        ResourceType::Destination => format!("destination:{}.{}", node.package_name, node.name),
         _ => node.fqn.join("."),
     }
 }

@@ -5,6 +5,8 @@
 mod inject;
 mod nodes;
 mod resolve;
+mod syncs;
+
 mod tests;
 
 use std::collections::BTreeMap;
@@ -120,12 +122,14 @@ pub fn compile(source: &dyn ProjectSource, options: Options) -> Result<Compilati
     let mut logs = Vec::new();
     let mut built = nodes::build(&project, &renderer, &target, &mut diagnostics, &mut logs);
     tests::build(&project, &renderer, &mut built, &mut diagnostics, &mut logs);
+    syncs::build(&project, &mut built, &mut diagnostics);
     resolve::dependencies(&mut built, &mut diagnostics);
     let (mut graph, cycle_diagnostics) = Graph::build(built.nodes);
     diagnostics.extend(cycle_diagnostics);
     resolve::relations(&mut graph, &renderer, &target, &mut diagnostics);
     resolve::second_pass(&mut graph, &renderer, &mut diagnostics);
     inject::compile_sql(&mut graph);
+    syncs::validate(&graph, &target.adapter_type, &renderer, &mut diagnostics);
 
     diag::sort(&mut diagnostics);
     compilation.macros = renderer.macros.clone();

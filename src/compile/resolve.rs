@@ -65,7 +65,7 @@ pub(crate) fn dependencies(built: &mut Built, diagnostics: &mut Vec<Diagnostic>)
                     );
                 }
             }
-            ResourceType::Test => {}
+            ResourceType::Test | ResourceType::Sync | ResourceType::Destination => {}
         }
     }
     let names: Vec<String> = by_name.keys().cloned().collect();

@@ -53,7 +53,23 @@ codes! {
     DependencyCycle = "dependency-cycle", Error;
     TestInvalid = "test-invalid", Error;
     SeedInvalid = "seed-invalid", Error;
-    PatchWithoutNode = "patch-without-node", Warning;
+        PatchWithoutNode = "patch-without-node", Warning;
+    SyncInvalid = "sync-invalid", Error;
+    SyncModelNotFound = "sync-model-not-found", Error;
+    SyncColumnNotFound = "sync-column-not-found", Error;
+    SyncColumnsDeferred = "sync-columns-deferred", Warning;
+    SyncDependsOnNotFound = "sync-depends-on-not-found", Error;
+    DestinationNotFound = "destination-not-found", Error;
+    DestinationInvalid = "destination-invalid", Error;
+    SecretLiteral = "secret-literal", Error;
+    ModeUnsupported = "mode-unsupported", Error;
+    MatchOnMissing = "match-on-missing", Error;
+    ScheduleInvalid = "schedule-invalid", Error;
+    RateLimitInvalid = "rate-limit-invalid", Error;
+    GuardInvalid = "guard-invalid", Error;
+    FieldConflict = "field-conflict", Error;
+    PiiUnmasked = "pii-unmasked", Error;
+    MappingInvalid = "mapping-invalid", Error;
 }
 
 impl std::fmt::Display for Code {

@@ -18,6 +18,8 @@ pub enum ResourceType {
     Seed,
     Source,
     Test,
+    Sync,
+    Destination,
 }
 
 impl ResourceType {
@@ -28,6 +30,8 @@ impl ResourceType {
             ResourceType::Seed => "seed",
             ResourceType::Source => "source",
             ResourceType::Test => "test",
+            ResourceType::Sync => "sync",
+            ResourceType::Destination => "destination",
         }
     }
 
@@ -38,6 +42,8 @@ impl ResourceType {
             "seed" => ResourceType::Seed,
             "source" => ResourceType::Source,
             "test" | "data_test" => ResourceType::Test,
+            "sync" => ResourceType::Sync,
+            "destination" => ResourceType::Destination,
             _ => return None,
         })
     }
@@ -112,6 +118,10 @@ pub struct Node {
     pub test_metadata: Option<TestMetadata>,
     /// The template reads parts of a relation and needs a second render with real names.
     pub needs_resolve: bool,
+    /// For a sync node: its spec.
+    pub sync: Option<crate::spec::sync::SyncSpec>,
+    /// For a destination node: its spec (settings unrendered).
+    pub destination: Option<crate::spec::sync::DestinationSpec>,
 }
 
 impl Node {
@@ -144,6 +154,8 @@ impl Node {
             source_info: None,
             test_metadata: None,
             needs_resolve: false,
+            sync: None,
+            destination: None,
         }
     }
 

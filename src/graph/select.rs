@@ -1,5 +1,5 @@
 //! dbt's node selection syntax: `name`, `+name`, `name+`, `2+name`, `name+1`, `@name`,
-//! `tag:`, `path:`, `resource_type:`, `source:`, `fqn:`, `config.<key>:`; values separated by
+//! `tag:`, `path:`, `resource_type:`, `source:`, `sync:`, `destination:`, `fqn:`, `config.<key>:`; values separated by
 //! spaces are a union, atoms joined by commas an intersection, and `--exclude` takes the same
 //! syntax. Tests attached to a selected node are selected with it (dbt's eager indirect
 //! selection).
@@ -12,6 +12,8 @@ use super::{Graph, Node, ResourceType};
 
 /// The selector methods, for messages and suggestions.
 pub const METHODS: &[&str] = &[
+    "sync",
+    "destination",
     "name",
     "tag",
     "path",
@@ -143,6 +145,8 @@ fn matches(atom: &Atom, node: &Node) -> bool {
         "fqn" => fqn_matches(v, &node.fqn),
         "tag" => node.config.tags().iter().any(|t| glob(v, t)),
         "resource_type" => ResourceType::parse(v) == Some(node.resource_type),
+        "sync" => node.resource_type == ResourceType::Sync && glob(v, &node.name),
+        "destination" => node.resource_type == ResourceType::Destination && glob(v, &node.name),
         "source" => match &node.source_info {
             Some(s) => {
                 glob(v, &s.source_name) || glob(v, &format!("{}.{}", s.source_name, node.name))

@@ -2,3 +2,4 @@
 //! model's SQL; this module assembles the project's lineage from the graph.
 
 pub mod columns;
+pub mod project;

@@ -13,6 +13,9 @@ use crate::diag::{Code, Diagnostic, Span};
 use crate::spec::{self, project::ProjectFile, schema::SchemaFile, Parsed};
 pub use source::{DirSource, ProjectSource};
 
+/// The destinations file at the project root.
+pub const DESTINATIONS_FILE: &str = "destinations.yml";
+
 /// A file read from the project: its relative path and text.
 #[derive(Debug, Clone)]
 pub struct SourceFile {
@@ -42,6 +45,10 @@ pub struct Project {
     pub schema_files: Vec<(SourceFile, Parsed<SchemaFile>)>,
     /// YAML files that failed to parse, kept so diagnostics can show their lines.
     pub unparsed: Vec<SourceFile>,
+    /// `syncs/**/*.yml`, parsed by the compiler.
+    pub sync_files: Vec<SourceFile>,
+    /// `destinations.yml`, when the project has one.
+    pub destinations: Option<SourceFile>,
 }
 
 /// Why a project could not be loaded at all (as opposed to diagnostics inside it).
@@ -68,6 +75,8 @@ impl Project {
             .chain(&self.singular_tests)
             .chain(self.schema_files.iter().map(|(f, _)| f))
             .chain(&self.unparsed)
+            .chain(&self.sync_files)
+            .chain(&self.destinations)
             .find(|f| f.path == path)
             .map(|f| f.text.as_str())
     }
@@ -134,6 +143,7 @@ pub fn load(
         .partition(|p| p.split('/').nth(1) == Some("generic"));
     macro_paths.extend(generic);
     let seed_paths = list(&file.seed_paths, &[".csv"])?;
+    let sync_paths = list(&file.sync_paths, &[".yml", ".yaml"])?;
 
     let read_all = |paths: Vec<String>| -> Result<Vec<(String, Vec<u8>)>, LoadError> {
         paths
@@ -158,6 +168,14 @@ pub fn load(
     let macros = texts(macro_paths)?;
     let singular_tests = texts(singular)?;
     let yaml_files = texts(yaml_paths)?;
+    let sync_files = texts(sync_paths)?;
+    let destinations = source
+        .read(DESTINATIONS_FILE)
+        .map_err(io(DESTINATIONS_FILE))?
+        .map(|bytes| SourceFile {
+            path: DESTINATIONS_FILE.into(),
+            text: to_text(DESTINATIONS_FILE, bytes, diagnostics),
+        });
 
     let mut schema_files = Vec::new();
     let mut unparsed = Vec::new();
@@ -196,6 +214,8 @@ pub fn load(
         seeds,
         schema_files,
         unparsed,
+        sync_files,
+        destinations,
     }))
 }
 

@@ -41,6 +41,14 @@ pub fn register(env: &mut Environment<'static>, inputs: Arc<Inputs>) {
     env.add_filter("as_number", as_number);
     env.add_filter("as_text", |v: Value| v.to_string());
     env.add_filter("as_native", |v: Value| v);
+    env.add_filter("mask", mask);
+    env.add_filter("sha256", |v: Value| {
+        crate::artifacts::checksum(v.to_string().as_bytes())
+    });
+    env.add_filter("hash", |v: Value| {
+        crate::artifacts::checksum(v.to_string().as_bytes())
+    });
+    env.add_filter("redact", |_: Value| "****");
 }
 
 fn relation(key: RelationKey) -> Value {
@@ -139,6 +147,22 @@ fn return_fn(value: Value) -> Result<Value, Error> {
             "return() can only be used inside a macro",
         ))
     }
+}
+
+/// Masks all but the last four characters: `+1 555 0100` → `*******0100`.
+fn mask(v: Value) -> Value {
+    if v.is_none() || v.is_undefined() {
+        return v;
+    }
+    let s = v.to_string();
+    let n = s.chars().count();
+    let keep = if n > 4 { 4 } else { 0 };
+    Value::from(
+        s.chars()
+            .enumerate()
+            .map(|(i, c)| if i < n - keep { '*' } else { c })
+            .collect::<String>(),
+    )
 }
 
 fn as_bool(v: Value) -> bool {

@@ -192,6 +192,21 @@ impl Renderer {
         rendered
     }
 
+    /// Checks that a template parses, without rendering it.
+    pub fn check_template(&self, text: &str) -> Result<(), String> {
+        self.env.template_from_str(text).map(|_| ()).map_err(|e| {
+            e.detail()
+                .map_or_else(|| e.kind().to_string(), str::to_string)
+        })
+    }
+
+    /// Tells whether a filter of this name exists.
+    pub fn has_filter(&self, name: &str) -> bool {
+        self.env
+            .render_str(&format!("{{{{ 1 | {name} }}}}"), ())
+            .map_or_else(|e| e.kind() != ErrorKind::UnknownFilter, |_| true)
+    }
+
     /// Renders a short template string (a value from a YAML file) with the same functions,
     /// returning the text or the error message.
     pub fn render_str(&self, text: &str) -> Result<String, String> {

@@ -8,6 +8,7 @@ pub mod locate;
 pub mod profiles;
 pub mod project;
 pub mod schema;
+pub mod sync;
 
 use serde::de::DeserializeOwned;
 

@@ -21,6 +21,7 @@ pub const KNOWN_KEYS: &[&str] = &[
     "macro-paths",
     "seed-paths",
     "test-paths",
+    "sync-paths",
     "target-path",
     "vars",
     "models",
@@ -49,6 +50,8 @@ pub struct ProjectFile {
     pub seed_paths: Vec<String>,
     #[serde(rename = "test-paths", default = "default_tests")]
     pub test_paths: Vec<String>,
+    #[serde(rename = "sync-paths", default = "default_syncs")]
+    pub sync_paths: Vec<String>,
     #[serde(rename = "target-path", default = "default_target")]
     pub target_path: String,
     #[serde(default)]
@@ -81,6 +84,9 @@ fn default_seeds() -> Vec<String> {
 }
 fn default_tests() -> Vec<String> {
     vec!["tests".into()]
+}
+fn default_syncs() -> Vec<String> {
+    vec!["syncs".into()]
 }
 fn default_target() -> String {
     "target".into()

@@ -82,7 +82,9 @@ fn selection_methods_and_operators() {
                 "source:web+",
                 "--exclude",
                 "resource_type:test",
-                "tag:marts"
+                "tag:marts",
+                "resource_type:sync",
+                "resource_type:destination"
             ]
         ),
         [
