@@ -4,6 +4,8 @@
 
 mod compile;
 mod connect;
+mod docs;
+
 mod execute;
 mod init;
 mod ls;
@@ -65,6 +67,9 @@ pub enum Command {
     Test(execute::TestArgs),
     /// Seed, run and test the selected nodes in one pass, in dependency order
     Build(execute::TestArgs),
+    /// Generate lineage and the docs site, or serve it
+    #[command(subcommand)]
+    Docs(docs::DocsCommand),
 }
 
 /// Flags of commands that read a project.
@@ -140,6 +145,7 @@ pub fn run(cli: Cli) -> Result<(), (Error, Printer)> {
                 &printer,
             )
         }
+        Command::Docs(command) => docs::run(&command, &printer),
         Command::Build(args) => {
             let kinds = Kinds {
                 seeds: true,

@@ -7,6 +7,8 @@ mod nodes;
 mod resolve;
 mod syncs;
 
+pub use syncs::MASKING_FILTERS;
+
 mod tests;
 
 use std::collections::BTreeMap;

@@ -4,7 +4,18 @@
 
 use crate::common::{repo_root, run_ebb};
 
-const COMMANDS: &[&str] = &["init", "compile", "ls", "seed", "run", "test", "build"];
+const COMMANDS: &[&str] = &[
+    "init",
+    "compile",
+    "ls",
+    "seed",
+    "run",
+    "test",
+    "build",
+    "docs",
+    "docs generate",
+    "docs serve",
+];
 
 fn help(args: &[&str]) -> String {
     let dir = tempfile::tempdir().unwrap();
@@ -23,7 +34,9 @@ fn cli_reference_is_up_to_date() {
     doc.push_str("```\n");
     for command in COMMANDS {
         doc.push_str(&format!("\n## `ebb {command}`\n\n```text\n"));
-        doc.push_str(&help(&[command, "--help"]));
+        doc.push_str(&help(
+            &[command.split(' ').collect::<Vec<_>>(), vec!["--help"]].concat(),
+        ));
         doc.push_str("```\n");
     }
     let path = repo_root().join("docs/cli.md");
@@ -41,6 +54,9 @@ fn cli_reference_is_up_to_date() {
 fn help_texts_match_snapshots() {
     insta::assert_snapshot!("help", help(&["--help"]));
     for command in COMMANDS {
-        insta::assert_snapshot!(format!("help_{command}"), help(&[command, "--help"]));
+        insta::assert_snapshot!(
+            format!("help_{}", command.replace(' ', "_")),
+            help(&[command.split(' ').collect::<Vec<_>>(), vec!["--help"]].concat())
+        );
     }
 }
