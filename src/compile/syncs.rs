@@ -26,8 +26,39 @@ fn at(node: &Node, key: &str) -> Span {
 }
 
 /// Creates sync and destination nodes and their edges.
+/// Names written in the files, valid or not: a reference to one that failed its own checks is
+/// not reported again (its own error says what is wrong).
+fn written_names(project: &Project) -> (BTreeSet<String>, BTreeSet<String>) {
+    let keys = |text: &str, list: &str| -> BTreeSet<String> {
+        let value: serde_yaml::Value = serde_yaml::from_str(text).unwrap_or_default();
+        match value.get(list) {
+            Some(serde_yaml::Value::Mapping(m)) => m
+                .keys()
+                .filter_map(|k| k.as_str().map(str::to_string))
+                .collect(),
+            Some(serde_yaml::Value::Sequence(s)) => s
+                .iter()
+                .filter_map(|i| i.get("name")?.as_str().map(str::to_string))
+                .collect(),
+            _ => BTreeSet::new(),
+        }
+    };
+    let destinations = project
+        .destinations
+        .as_ref()
+        .map(|f| keys(&f.text, "destinations"))
+        .unwrap_or_default();
+    let syncs = project
+        .sync_files
+        .iter()
+        .flat_map(|f| keys(&f.text, "syncs"))
+        .collect();
+    (destinations, syncs)
+}
+
 pub(crate) fn build(project: &Project, built: &mut Built, diagnostics: &mut Vec<Diagnostic>) {
     let name = built.project_name.clone();
+    let (written_destinations, written_syncs) = written_names(project);
     let destinations = project
         .destinations
         .as_ref()
@@ -162,10 +193,14 @@ pub(crate) fn build(project: &Project, built: &mut Built, diagnostics: &mut Vec<
                 Some(id) => {
                     node.depends_on_nodes.insert(id.clone());
                 }
+                None if written_syncs.contains(dep) => {}
                 None => {
                     let hint = diag::did_you_mean(&diag::closest(
                         dep,
-                        sync_ids.keys().map(String::as_str),
+                        sync_ids
+                            .keys()
+                            .map(String::as_str)
+                            .filter(|s| *s != spec.name),
                     ))
                     .unwrap_or_else(|| "name another sync of the project".into());
                     diagnostics.push(
@@ -183,6 +218,9 @@ pub(crate) fn build(project: &Project, built: &mut Built, diagnostics: &mut Vec<
             }
         }
         let Some(dest_id) = dest_ids.get(&spec.destination) else {
+            if written_destinations.contains(&spec.destination) {
+                continue;
+            }
             let names: Vec<&str> = dest_ids.keys().map(String::as_str).collect();
             let hint = diag::did_you_mean(&diag::closest(&spec.destination, names.iter().copied()))
                 .unwrap_or_else(|| {
@@ -353,7 +391,14 @@ pub(crate) fn validate(
                 spec.object.clone(),
                 m.field.clone(),
             );
-            if let Some(first) = writers.get(&key) {
+            // The match key is written by every sync that matches on it: not a conflict.
+            let is_match_key = |s: &Node| {
+                s.sync.as_ref().and_then(|x| x.match_on.as_deref()) == Some(m.field.as_str())
+            };
+            if let Some(first) = writers
+                .get(&key)
+                .filter(|first| !(is_match_key(first) && is_match_key(node)))
+            {
                 diagnostics.push(
                     Diagnostic::new(
                         Code::FieldConflict,
@@ -381,8 +426,9 @@ pub(crate) fn validate(
                 for c in m.columns() {
                     let pii = model
                         .columns
-                        .get(&c)
-                        .and_then(|col| col.meta.get("pii"))
+                        .iter()
+                        .find(|(name, _)| name.eq_ignore_ascii_case(&c))
+                        .and_then(|(_, col)| col.meta.get("pii"))
                         .and_then(serde_json::Value::as_bool)
                         .unwrap_or(false);
                     if pii && !masked {
@@ -409,7 +455,7 @@ pub(crate) fn validate(
                 }
             }
             (None, Some(model)) => diagnostics.push(
-                Diagnostic::new(Code::SyncColumnsDeferred, Span::at(&node.original_file_path, node.line, 1), format!("the columns of model `{}` are not known offline; sync `{}` will have its columns checked by `ebb test`", model.name, spec.name))
+                Diagnostic::new(Code::SyncColumnsDeferred, Span::at(&node.original_file_path, node.line, 1), format!("the columns of model `{}` are not known offline; the columns sync `{}` reads cannot be checked before it runs", model.name, spec.name))
                     .hint(format!("declare the columns of `{}` in its schema YAML, or select them by name instead of `*`", model.name)),
             ),
             _ => {}

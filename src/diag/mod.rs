@@ -88,6 +88,9 @@ pub struct Diagnostic {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub label: Option<String>,
     pub hints: Vec<String>,
+    /// A secret written in the file at this place: the snippet shows `****` instead.
+    #[serde(skip)]
+    pub conceal: Option<String>,
 }
 
 impl Diagnostic {
@@ -100,6 +103,7 @@ impl Diagnostic {
             span,
             label: None,
             hints: Vec::new(),
+            conceal: None,
         }
     }
 

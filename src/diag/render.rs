@@ -8,6 +8,15 @@ use super::{Diagnostic, Severity};
 /// Renders one diagnostic as text. `source` is the content of the file the span points into,
 /// when it could be read; without it the diagnostic is still printed with its location.
 pub fn to_text(diagnostic: &Diagnostic, source: Option<&str>, color: bool) -> String {
+    // A secret written in the file is never echoed: mask it in the excerpt, keeping its length so
+    // positions stay right.
+    let concealed = match (&diagnostic.conceal, source) {
+        (Some(secret), Some(src)) if !secret.is_empty() => {
+            Some(src.replace(secret.as_str(), &"*".repeat(secret.len())))
+        }
+        _ => None,
+    };
+    let source = concealed.as_deref().or(source);
     let level = match diagnostic.severity {
         Severity::Error => Level::Error,
         Severity::Warning => Level::Warning,

@@ -70,7 +70,7 @@ impl Graph {
                     format!("dependency cycle: {} (each depends on the next)", names.join(" -> ")),
                 )
                 .label("this node depends on itself through the cycle")
-                .hint("remove one of the ref() calls in the cycle, or move the shared logic into a new model both can ref()"),
+                .hint("break the cycle: remove one of the ref() calls (or a sync's `depends_on`), or move the shared logic into a new model both can ref()"),
             );
         }
         out

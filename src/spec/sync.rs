@@ -170,8 +170,21 @@ impl Mapping {
                         .chars()
                         .take_while(|c| c.is_alphanumeric() || *c == '_')
                         .collect();
-                    if !name.is_empty() {
-                        out.push(name);
+                    // `row.get('x')` is a method call reading column `x`, not a column `get`.
+                    let after = r[name.len()..].trim_start();
+                    match after.strip_prefix('(') {
+                        Some(arg) => {
+                            let arg = arg.trim_start();
+                            if let Some(a) =
+                                arg.strip_prefix('\'').or_else(|| arg.strip_prefix('"'))
+                            {
+                                out.push(
+                                    a.chars().take_while(|c| *c != '\'' && *c != '"').collect(),
+                                );
+                            }
+                        }
+                        None if !name.is_empty() => out.push(name),
+                        None => {}
                     }
                 } else if let Some(r) = rest.strip_prefix("['").or_else(|| rest.strip_prefix("[\""))
                 {
@@ -345,6 +358,25 @@ const COMMON_DESTINATION_KEYS: &[&str] = &[
     "max_concurrency",
 ];
 
+/// Lists the settings under `key` (itself, or nested entries such as `headers: {Authorization:
+/// ...}`) that hold a secret written as a literal instead of an `env_var()` call.
+fn secret_literals(key: &str, value: &Value) -> Vec<(String, String)> {
+    match value {
+        Value::Mapping(m) => m
+            .iter()
+            .flat_map(|(k, v)| secret_literals(&scalar(k).unwrap_or_default(), v))
+            .collect(),
+        other => match scalar(other) {
+            Some(text)
+                if is_secret_key(key) && !text.trim().is_empty() && !text.contains("env_var(") =>
+            {
+                vec![(key.to_string(), text)]
+            }
+            _ => Vec::new(),
+        },
+    }
+}
+
 /// Tells whether a setting holds a secret and must come from `env_var()`.
 pub fn is_secret_key(key: &str) -> bool {
     let k = key.to_ascii_lowercase();
@@ -354,6 +386,7 @@ pub fn is_secret_key(key: &str) -> bool {
         "secret",
         "api_key",
         "apikey",
+        "api-key",
         "auth",
         "credential",
         "private_key",
@@ -903,13 +936,18 @@ pub fn parse_destinations(
                 }
                 other => scalar(other).unwrap_or_default(),
             };
-            if is_secret_key(&k) && !text.is_empty() && !text.contains("env_var(") {
-                cx.push(
+            for (key, value) in secret_literals(&k, v) {
+                let d = Diagnostic::new(
                     Code::SecretLiteral,
-                    &format!("{at}.{k}"),
-                    format!("`{k}` of destination `{name}` is written in the file; secrets must come from the environment"),
-                    format!("write `{k}: \"{{{{ env_var('{}_{}') }}}}\"` and set that variable where ebb runs", name.to_uppercase(), k.to_uppercase()),
-                );
+                    cx.span(&format!("{at}.{k}")),
+                    format!("`{key}` of destination `{name}` is written in the file; secrets must come from the environment"),
+                )
+                .label("a secret in plain text")
+                .hint(format!("write `{key}: \"{{{{ env_var('{}_{}') }}}}\"` and set that variable where ebb runs", name.to_uppercase(), key.to_uppercase().replace('-', "_")));
+                cx.diagnostics.push(Diagnostic {
+                    conceal: Some(value),
+                    ..d
+                });
                 ok = false;
             }
             settings.insert(k, text);

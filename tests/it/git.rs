@@ -53,7 +53,8 @@ fn manifest_records_commit_and_dirty_flag() {
         "target/ is ignored, so compiling leaves the tree clean"
     );
 
-    project.write("models/marts/accounts.sql", "select 1 as account_id");
+    let original = std::fs::read_to_string(dir.join("models/marts/accounts.sql")).unwrap();
+    project.write("models/marts/accounts.sql", &format!("{original}\n-- edited\n"));
     assert_eq!(
         manifest_git(&project)["dirty"],
         true,
