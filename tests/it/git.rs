@@ -54,7 +54,10 @@ fn manifest_records_commit_and_dirty_flag() {
     );
 
     let original = std::fs::read_to_string(dir.join("models/marts/accounts.sql")).unwrap();
-    project.write("models/marts/accounts.sql", &format!("{original}\n-- edited\n"));
+    project.write(
+        "models/marts/accounts.sql",
+        &format!("{original}\n-- edited\n"),
+    );
     assert_eq!(
         manifest_git(&project)["dirty"],
         true,
