@@ -10,7 +10,8 @@
 //! GNU `/usr/bin/time -f %M`, which reports the child's own `ru_maxrss` from wait4(2). When
 //! that is missing, the child's `VmHWM` (the kernel's high-water mark of its RSS) is polled
 //! from /proc every millisecond until it exits; that can only miss growth in the last
-//! millisecond of its life. Timed runs spawn ebb directly, so neither method costs them.
+//! millisecond of its life (`EBB_BENCH_RSS=poll` forces this method). Timed runs spawn ebb
+//! directly, so neither method costs them.
 //!
 //! `EBB_BENCH_KEEP=1` keeps the generated projects (their paths are printed) for profiling;
 //! `EBB_BENCH_DIR=/dev/shm` generates them there instead of the system temporary directory
@@ -112,8 +113,10 @@ fn sizes() -> Vec<usize> {
             .split(',')
             .map(|s| {
                 let s = s.trim().replace('_', "");
-                s.parse()
-                    .unwrap_or_else(|_| panic!("EBB_BENCH_SIZES: `{s}` is not a number"))
+                match s.parse() {
+                    Ok(n) if n > 0 => n,
+                    _ => panic!("EBB_BENCH_SIZES: `{s}` is not a positive number"),
+                }
             })
             .collect(),
         _ => vec![1_000, 5_000, 10_000],
@@ -201,7 +204,8 @@ fn timed_run(dir: &Path, models: usize) -> Duration {
 fn memory_run(dir: &Path, models: usize) -> (u64, &'static str) {
     remove_manifest(dir);
     let time = Path::new("/usr/bin/time");
-    if time.exists() {
+    let force_poll = std::env::var("EBB_BENCH_RSS").is_ok_and(|v| v == "poll");
+    if time.exists() && !force_poll {
         let report = tempfile::NamedTempFile::new()
             .expect("create a temporary file")
             .into_temp_path();

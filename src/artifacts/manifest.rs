@@ -118,59 +118,117 @@ fn node_json(node: &Node, macro_ids: &BTreeMap<String, String>, target_path: &st
     v
 }
 
-/// Builds the manifest of a successful compilation as a JSON value.
-pub fn build(compilation: &Compilation, graph: &Graph, invocation: &Invocation) -> Value {
+/// Writes the manifest of a successful compilation to `path` (atomically). Nodes are
+/// serialized in parallel and streamed into the file section by section, so a large project
+/// never holds the whole document as a JSON tree; the output is compact JSON with keys in a
+/// fixed order.
+pub fn write(
+    path: &std::path::Path,
+    compilation: &Compilation,
+    graph: &Graph,
+    invocation: &Invocation,
+) -> std::io::Result<()> {
+    use rayon::prelude::*;
+    use std::io::Write;
+
     let project = compilation.project.as_ref();
     let target = compilation.target.as_ref();
+    let project_name = project.map(|p| p.file.name.as_str()).unwrap_or_default();
+    let target_path = project.map_or("target", |p| p.file.target_path.as_str());
     let mut macro_ids = BTreeMap::new();
     let mut macros = BTreeMap::new();
-    let project_name = project.map(|p| p.file.name.as_str()).unwrap_or_default();
     for m in &compilation.macros {
-        let builtin = m.path.starts_with('<');
-        let package = if builtin { "ebb" } else { project_name };
+        let package = if m.path.starts_with('<') {
+            "ebb"
+        } else {
+            project_name
+        };
         let uid = format!("macro.{package}.{}", m.name);
         macro_ids.insert(m.name.clone(), uid.clone());
-        macros.insert(
-            uid.clone(),
-            json!({"unique_id": uid, "name": m.name, "package_name": package, "original_file_path": m.path, "line": m.line}),
-        );
+        macros.insert(uid.clone(), json!({"unique_id": uid, "name": m.name, "package_name": package, "original_file_path": m.path, "line": m.line}));
     }
-    let mut nodes = BTreeMap::new();
-    let mut sources = BTreeMap::new();
-    let mut syncs = BTreeMap::new();
-    let mut destinations = BTreeMap::new();
-    let mut parent_map = BTreeMap::new();
-    let mut child_map = BTreeMap::new();
-    for (id, node) in &graph.nodes {
-        let target_path = project.map_or("target", |p| p.file.target_path.as_str());
-        let j = node_json(node, &macro_ids, target_path);
-        match node.resource_type {
-            ResourceType::Source => sources.insert(id.clone(), j),
-            ResourceType::Sync => syncs.insert(id.clone(), j),
-            ResourceType::Destination => destinations.insert(id.clone(), j),
-            _ => nodes.insert(id.clone(), j),
-        };
-        parent_map.insert(id.clone(), graph.neighbors(id, Direction::Incoming));
-        child_map.insert(id.clone(), graph.neighbors(id, Direction::Outgoing));
+    let section = |t: &ResourceType| match t {
+        ResourceType::Source => 1,
+        ResourceType::Sync => 2,
+        ResourceType::Destination => 3,
+        _ => 0,
+    };
+    // (section, id, serialized node, parents, children), in id order.
+    let entries: Vec<(usize, &String, Vec<u8>, Vec<u8>, Vec<u8>)> = graph
+        .nodes
+        .par_iter()
+        .map(|(id, node)| {
+            let body =
+                serde_json::to_vec(&node_json(node, &macro_ids, target_path)).unwrap_or_default();
+            let parents =
+                serde_json::to_vec(&graph.neighbors(id, Direction::Incoming)).unwrap_or_default();
+            let children =
+                serde_json::to_vec(&graph.neighbors(id, Direction::Outgoing)).unwrap_or_default();
+            (section(&node.resource_type), id, body, parents, children)
+        })
+        .collect();
+    let metadata = json!({
+        "ebb_schema_version": SCHEMA_VERSION,
+        "ebb_version": env!("CARGO_PKG_VERSION"),
+        "generated_at": invocation.generated_at,
+        "invocation_id": invocation.invocation_id,
+        "project_name": project_name,
+        "project_version": project.and_then(|p| p.file.version.clone()),
+        "adapter_type": target.map(|t| t.adapter_type.as_str()),
+        "target_name": target.map(|t| t.name.as_str()),
+        "git": invocation.git,
+    });
+
+    if let Some(dir) = path.parent() {
+        fs_err::create_dir_all(dir)?;
     }
-    json!({
-        "metadata": {
-            "ebb_schema_version": SCHEMA_VERSION,
-            "ebb_version": env!("CARGO_PKG_VERSION"),
-            "generated_at": invocation.generated_at,
-            "invocation_id": invocation.invocation_id,
-            "project_name": project_name,
-            "project_version": project.and_then(|p| p.file.version.clone()),
-            "adapter_type": target.map(|t| t.adapter_type.as_str()),
-            "target_name": target.map(|t| t.name.as_str()),
-            "git": invocation.git,
-        },
-        "nodes": nodes,
-        "sources": sources,
-        "syncs": syncs,
-        "destinations": destinations,
-        "macros": macros,
-        "parent_map": parent_map,
-        "child_map": child_map,
-    })
+    let tmp = path.with_extension("json.tmp");
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, fs_err::File::create(&tmp)?);
+    let key = |out: &mut std::io::BufWriter<fs_err::File>,
+               first: &mut bool,
+               k: &str|
+     -> std::io::Result<()> {
+        if !std::mem::take(first) {
+            out.write_all(b",")?;
+        }
+        serde_json::to_writer(&mut *out, k)?;
+        out.write_all(b":")
+    };
+    let mut first = true;
+    out.write_all(b"{")?;
+    key(&mut out, &mut first, "metadata")?;
+    serde_json::to_writer(&mut out, &metadata)?;
+    for (name, which) in [
+        ("nodes", 0),
+        ("sources", 1),
+        ("syncs", 2),
+        ("destinations", 3),
+    ] {
+        key(&mut out, &mut first, name)?;
+        out.write_all(b"{")?;
+        let mut inner = true;
+        for (s, id, body, _, _) in &entries {
+            if *s == which {
+                key(&mut out, &mut inner, id)?;
+                out.write_all(body)?;
+            }
+        }
+        out.write_all(b"}")?;
+    }
+    key(&mut out, &mut first, "macros")?;
+    serde_json::to_writer(&mut out, &macros)?;
+    for (name, parents) in [("parent_map", true), ("child_map", false)] {
+        key(&mut out, &mut first, name)?;
+        out.write_all(b"{")?;
+        let mut inner = true;
+        for (_, id, _, p, c) in &entries {
+            key(&mut out, &mut inner, id)?;
+            out.write_all(if parents { p } else { c })?;
+        }
+        out.write_all(b"}")?;
+    }
+    out.write_all(b"}\n")?;
+    out.flush()?;
+    drop(out);
+    fs_err::rename(&tmp, path)
 }

@@ -46,20 +46,19 @@ pub struct WriteError {
     pub source: std::io::Error,
 }
 
-/// Writes the compiled SQL of the `selected` nodes under `target_dir`. When every node is
-/// selected, the compiled directory is emptied first so deleted models leave no stale files.
+/// Writes the compiled SQL of the `selected` nodes under `target_dir`, leaving files whose
+/// content is unchanged untouched (rewriting thousands of files is most of a compile's I/O).
+/// When every node is selected, files of nodes that no longer exist are removed.
 pub fn write_compiled(
     target_dir: &Path,
     graph: &Graph,
     selected: &BTreeSet<String>,
 ) -> Result<usize, WriteError> {
     let compiled_root = target_dir.join("compiled");
-    if selected.len() == graph.nodes.len() && compiled_root.exists() {
-        fs_err::remove_dir_all(&compiled_root).map_err(|e| WriteError {
-            path: compiled_root.clone(),
-            source: e,
-        })?;
-    }
+    let wrap = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| WriteError { path, source }
+    };
     let files: Vec<(PathBuf, &str)> = selected
         .iter()
         .filter_map(|id| graph.nodes.get(id))
@@ -72,21 +71,35 @@ pub fn write_compiled(
         .collect();
     let dirs: BTreeSet<&Path> = files.iter().filter_map(|(p, _)| p.parent()).collect();
     for dir in dirs {
-        fs_err::create_dir_all(dir).map_err(|e| WriteError {
-            path: dir.to_path_buf(),
-            source: e,
-        })?;
+        fs_err::create_dir_all(dir).map_err(wrap(dir))?;
     }
     files.par_iter().try_for_each(|(path, sql)| {
         let mut text = sql.to_string();
         if !text.ends_with('\n') {
             text.push('\n');
         }
-        fs_err::write(path, text).map_err(|e| WriteError {
-            path: path.clone(),
-            source: e,
-        })
+        if fs_err::read(path).is_ok_and(|old| old == text.as_bytes()) {
+            return Ok(());
+        }
+        fs_err::write(path, text).map_err(wrap(path))
     })?;
+    if selected.len() == graph.nodes.len() {
+        let keep: BTreeSet<&Path> = files.iter().map(|(p, _)| p.as_path()).collect();
+        for entry in walkdir::WalkDir::new(&compiled_root)
+            .contents_first(true)
+            .into_iter()
+            .flatten()
+        {
+            let p = entry.path();
+            if entry.file_type().is_file() && !keep.contains(p) {
+                fs_err::remove_file(p).map_err(wrap(p))?;
+            } else if entry.file_type().is_dir()
+                && fs_err::read_dir(p).is_ok_and(|mut d| d.next().is_none())
+            {
+                fs_err::remove_dir(p).map_err(wrap(p))?;
+            }
+        }
+    }
     Ok(files.len())
 }
 

@@ -66,8 +66,9 @@ pub(super) fn write_artifacts(
         return Ok(0);
     };
     let written = crate::artifacts::write_compiled(&target_dir, graph, selected)?;
-    let manifest = crate::artifacts::manifest::build(compilation, graph, &settings.invocation);
-    write_json(&target_dir.join("manifest.json"), &manifest)?;
+    let path = target_dir.join("manifest.json");
+    crate::artifacts::manifest::write(&path, compilation, graph, &settings.invocation)
+        .map_err(|e| Error::Io(format!("writing `{}`: {e}", path.display())))?;
     Ok(written)
 }
 

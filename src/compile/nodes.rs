@@ -246,11 +246,8 @@ pub(crate) fn build(
     // Patches for nodes that do not exist.
     for (patches, what) in [(&model_patches, "model"), (&seed_patches, "seed")] {
         for (patch_name, patch) in patches {
-            let exists = built
-                .nodes
-                .values()
-                .any(|n| n.name == *patch_name && n.resource_type.as_str() == what)
-                || built.disabled.contains_key(*patch_name);
+            let uid = format!("{what}.{name}.{patch_name}");
+            let exists = built.nodes.contains_key(&uid) || built.disabled.contains_key(*patch_name);
             if !exists {
                 let names: Vec<&str> = built
                     .nodes
