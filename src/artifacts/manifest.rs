@@ -118,6 +118,9 @@ fn node_json(node: &Node, macro_ids: &BTreeMap<String, String>, target_path: &st
     v
 }
 
+/// One node ready to write: its section, id, and its JSON, parents and children, serialized.
+type Entry<'a> = (usize, &'a String, Vec<u8>, Vec<u8>, Vec<u8>);
+
 /// Writes the manifest of a successful compilation to `path` (atomically). Nodes are
 /// serialized in parallel and streamed into the file section by section, so a large project
 /// never holds the whole document as a JSON tree; the output is compact JSON with keys in a
@@ -154,7 +157,7 @@ pub fn write(
         _ => 0,
     };
     // (section, id, serialized node, parents, children), in id order.
-    let entries: Vec<(usize, &String, Vec<u8>, Vec<u8>, Vec<u8>)> = graph
+        let entries: Vec<Entry<'_>> = graph
         .nodes
         .par_iter()
         .map(|(id, node)| {
