@@ -157,7 +157,7 @@ pub fn write(
         _ => 0,
     };
     // (section, id, serialized node, parents, children), in id order.
-        let entries: Vec<Entry<'_>> = graph
+    let entries: Vec<Entry<'_>> = graph
         .nodes
         .par_iter()
         .map(|(id, node)| {

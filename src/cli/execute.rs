@@ -50,8 +50,9 @@ fn chosen(graph: &Graph, selected: &BTreeSet<String>, kinds: Kinds) -> BTreeSet<
                 ResourceType::Seed => kinds.seeds,
                 ResourceType::Model => kinds.models && tasks::is_built_model(n),
                 ResourceType::Test => kinds.tests,
-                // Syncs run in `ebb run` once the sync engine lands (#5).
-                ResourceType::Source | ResourceType::Sync | ResourceType::Destination => false,
+                // A sync's contract is checked with the tests; delivering it is #5's sync engine.
+                ResourceType::Sync => kinds.tests,
+                ResourceType::Source | ResourceType::Destination => false,
             }
         })
         .cloned()
@@ -183,6 +184,12 @@ pub(super) fn execute(
                 let wh = wh.clone();
                 let node = graph.nodes[&id].clone();
                 let seed = seeds.get(&id).cloned();
+                let model = node
+                    .depends_on_nodes
+                    .iter()
+                    .filter_map(|d| graph.nodes.get(d))
+                    .find(|n| matches!(n.resource_type, ResourceType::Model | ResourceType::Seed))
+                    .cloned();
                 let store = (store_failures
                     || node
                         .config
@@ -197,6 +204,7 @@ pub(super) fn execute(
                             tasks::load_seed(wh, node, seed.unwrap_or_default()).await
                         }
                         ResourceType::Test => tasks::run_test(wh, node, store).await,
+                        ResourceType::Sync => tasks::check_sync(wh, node, model).await,
                         _ => tasks::build_model(wh, node).await,
                     }
                 }
@@ -220,7 +228,12 @@ pub(super) fn execute(
     if let Some(path) = junit {
         let tests: BTreeMap<String, exec::Outcome> = outcomes
             .iter()
-            .filter(|(id, _)| graph.nodes[*id].resource_type == ResourceType::Test)
+            .filter(|(id, _)| {
+                matches!(
+                    graph.nodes[*id].resource_type,
+                    ResourceType::Test | ResourceType::Sync
+                )
+            })
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         let xml = crate::artifacts::junit::render(graph, &tests, elapsed);

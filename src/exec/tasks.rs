@@ -179,3 +179,88 @@ pub async fn run_test(wh: Warehouse, node: Node, store_in: Option<Relation>) -> 
         Some(message),
     )
 }
+
+/// Checks a sync's contract against the warehouse: its model's relation exists, holds the
+/// primary key and every mapped column, and the key is unique and never null.
+pub async fn check_sync(wh: Warehouse, sync: Node, model: Option<Node>) -> Outcome {
+    let start = now();
+    let fail =
+        |msg: String, rows: Option<u64>| Outcome::finished(Status::Fail, start, rows, Some(msg));
+    let Some(spec) = &sync.sync else {
+        return Outcome::finished(Status::Error, start, None, Some("not a sync".into()));
+    };
+    let Some(rel) = model
+        .as_ref()
+        .and_then(|m| m.relation.clone())
+        .filter(|r| r.cte.is_none())
+    else {
+        return fail(
+            format!(
+                "sync `{}` reads `{}`, which has no table or view to read (an ephemeral model?)",
+                spec.name, spec.model
+            ),
+            None,
+        );
+    };
+    let columns =
+        match wh.columns(&rel).await {
+            Ok(c) if !c.is_empty() => c,
+            Ok(_) => return fail(
+                format!(
+                    "`{rel}` does not exist in the warehouse: run `ebb run` (or `ebb build`) first"
+                ),
+                None,
+            ),
+            Err(e) => {
+                return Outcome::finished(
+                    Status::Error,
+                    start,
+                    None,
+                    Some(format!("reading the columns of `{rel}`: {e}")),
+                )
+            }
+        };
+    let has = |c: &str| columns.iter().any(|(name, _)| name.eq_ignore_ascii_case(c));
+    let mut wanted: Vec<String> = vec![spec.primary_key.clone()];
+    wanted.extend(spec.mapping.iter().flat_map(|m| m.columns()));
+    wanted.sort();
+    wanted.dedup();
+    let missing: Vec<&String> = wanted.iter().filter(|c| !has(c)).collect();
+    if !missing.is_empty() {
+        let list: Vec<String> = missing.iter().map(|c| format!("`{c}`")).collect();
+        return fail(
+            format!(
+                "sync `{}` ({}) maps column(s) {} that `{rel}` does not have",
+                spec.name,
+                sync.original_file_path,
+                list.join(", ")
+            ),
+            Some(missing.len() as u64),
+        );
+    }
+    let pk = &spec.primary_key;
+    let quoted = if wh.adapter() == "mysql" {
+        format!("`{pk}`")
+    } else {
+        format!("\"{pk}\"")
+    };
+    let nulls = wh
+        .count(&format!(
+            "select count(*) from {rel} where {quoted} is null"
+        ))
+        .await;
+    let dups = wh.count(&format!("select count(*) from (select {quoted} from {rel} group by {quoted} having count(*) > 1) ebb_dups")).await;
+    match (nulls, dups) {
+        (Ok(0), Ok(0)) => Outcome::finished(Status::Pass, start, Some(0), None),
+        (Ok(n), Ok(d)) => {
+            let bad = u64::try_from(n + d).unwrap_or(0);
+            fail(format!("primary key `{pk}` of sync `{}` must be unique and not null in `{rel}`: {n} null, {d} duplicated", spec.name), Some(bad))
+        }
+        (Err(e), _) | (_, Err(e)) => Outcome::finished(
+            Status::Error,
+            start,
+            None,
+            Some(format!("checking `{pk}` in `{rel}`: {e}")),
+        ),
+    }
+}

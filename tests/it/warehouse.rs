@@ -176,14 +176,19 @@ fn seed_run_and_test_example_project_on_every_backend() {
         let test = ebb(&project, &["test", "--junit", junit.to_str().unwrap()]);
         assert_eq!(test.code, 0, "[{}] {}", backend.kind, test.snapshot());
         assert!(
-            test.stderr.contains("42 ok"),
+            test.stderr.contains("47 ok"),
             "[{}] {}",
             backend.kind,
             test.stderr
         );
+        assert_eq!(
+            status_of(&results(&project), "hubspot_contacts"),
+            "pass",
+            "the sync's contract holds"
+        );
         let xml = std::fs::read_to_string(&junit).unwrap();
         assert!(
-            xml.contains("tests=\"42\" failures=\"0\" errors=\"0\""),
+            xml.contains("tests=\"47\" failures=\"0\" errors=\"0\""),
             "{xml}"
         );
         backend.cleanup();
@@ -347,8 +352,8 @@ fn build_runs_everything_in_order_and_a_failing_test_stops_what_is_downstream() 
         let out = ebb(&project, &["build"]);
         assert_eq!(out.code, 0, "[{}] {}", backend.kind, out.snapshot());
         assert!(
-            out.stderr.contains("52 ok"),
-            "[{}] 4 seeds, 6 models, 42 tests: {}",
+            out.stderr.contains("57 ok"),
+            "[{}] 4 seeds, 6 models, 42 tests, 5 sync contracts: {}",
             backend.kind,
             out.stderr
         );
@@ -367,6 +372,40 @@ fn build_runs_everything_in_order_and_a_failing_test_stops_what_is_downstream() 
             "built on data that failed a test"
         );
         assert_eq!(status_of(&r, "stg_customers"), "success");
+        backend.cleanup();
+    }
+}
+
+#[test]
+fn a_sync_whose_key_is_not_unique_fails_its_contract() {
+    for backend in Backend::all() {
+        let project = TestProject::copy_of("example_project");
+        backend.write_profiles(&project, "retail");
+        project.write(
+            "syncs/orders.yml",
+            "syncs:\n  - name: orders_by_customer\n    model: ref('stg_orders')\n    destination: finance_exports\n    object: orders.csv\n    mode: mirror\n    primary_key: customer_id\n    match_on: customer_id\n    mapping:\n      customer_id: customer_id\n      order_id: order_id\n",
+        );
+        assert_eq!(ebb(&project, &["seed"]).code, 0);
+        let before_run = ebb(&project, &["test", "-s", "sync:orders_by_customer"]);
+        assert_eq!(
+            before_run.code,
+            1,
+            "[{}] {}",
+            backend.kind,
+            before_run.snapshot()
+        );
+        assert!(
+            before_run
+                .stderr
+                .contains("does not exist in the warehouse: run `ebb run`"),
+            "{}",
+            before_run.stderr
+        );
+        assert_eq!(ebb(&project, &["run"]).code, 0);
+        let out = ebb(&project, &["test", "-s", "sync:orders_by_customer"]);
+        assert_eq!(out.code, 1, "[{}] {}", backend.kind, out.snapshot());
+        assert!(out.stderr.contains("primary key `customer_id` of sync `orders_by_customer` must be unique and not null"), "{}", out.stderr);
+        assert_eq!(status_of(&results(&project), "orders_by_customer"), "fail");
         backend.cleanup();
     }
 }
