@@ -202,24 +202,25 @@ pub async fn check_sync(wh: Warehouse, sync: Node, model: Option<Node>) -> Outco
             None,
         );
     };
-    let columns =
-        match wh.columns(&rel).await {
-            Ok(c) if !c.is_empty() => c,
-            Ok(_) => return fail(
+    let columns = match wh.columns(&rel).await {
+        Ok(c) if !c.is_empty() => c,
+        Ok(_) => {
+            return fail(
                 format!(
                     "`{rel}` does not exist in the warehouse: run `ebb run` (or `ebb build`) first"
                 ),
                 None,
-            ),
-            Err(e) => {
-                return Outcome::finished(
-                    Status::Error,
-                    start,
-                    None,
-                    Some(format!("reading the columns of `{rel}`: {e}")),
-                )
-            }
-        };
+            )
+        }
+        Err(e) => {
+            return Outcome::finished(
+                Status::Error,
+                start,
+                None,
+                Some(format!("reading the columns of `{rel}`: {e}")),
+            )
+        }
+    };
     let has = |c: &str| columns.iter().any(|(name, _)| name.eq_ignore_ascii_case(c));
     let mut wanted: Vec<String> = vec![spec.primary_key.clone()];
     wanted.extend(spec.mapping.iter().flat_map(|m| m.columns()));
