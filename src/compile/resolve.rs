@@ -115,7 +115,11 @@ pub(crate) fn dependencies(built: &mut Built, diagnostics: &mut Vec<Diagnostic>)
                     )),
                 ),
                 None => {
-                    let close = diag::closest(&call.name, names.iter().map(String::as_str));
+                    // Never suggest the node to itself.
+                    let close = diag::closest(
+                        &call.name,
+                        names.iter().map(String::as_str).filter(|n| *n != node.name),
+                    );
                     let d = Diagnostic::new(
                         Code::RefNotFound,
                         call_site(node, "ref", &[&call.name]),

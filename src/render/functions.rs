@@ -262,7 +262,11 @@ impl Object for Exceptions {
     ) -> Result<Value, Error> {
         let msg = args.first().map(|v| v.to_string()).unwrap_or_default();
         match method {
-            "raise_compiler_error" => Err(scope::fail(Code::CompilerError, msg, None)),
+            "raise_compiler_error" => Err(scope::fail(
+                Code::CompilerError,
+                msg,
+                Some("the project raised this error itself with exceptions.raise_compiler_error(); fix what it describes".into()),
+            )),
             "warn" => {
                 scope::with(|s| s.warnings.push(msg));
                 Ok(Value::from(""))
