@@ -402,6 +402,23 @@ struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
+    /// Reads an optional `rate_limit` of `map`, reporting a bad one at `at`.
+    fn rate_limit(&mut self, map: &serde_yaml::Mapping, at: &str) -> Option<RateLimit> {
+        let s = map.get("rate_limit").and_then(scalar)?;
+        match RateLimit::parse(&s) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                self.push(
+                    Code::RateLimitInvalid,
+                    at,
+                    format!("invalid rate limit `{s}`: {e}"),
+                    "write `10/s`, `600/min` or `1000/h`".into(),
+                );
+                None
+            }
+        }
+    }
+
     fn span(&self, at: &str) -> Span {
         let pos = self.locator.find(at);
         Span::at(self.path, pos.line, pos.column)
@@ -753,21 +770,7 @@ fn parse_sync(cx: &mut Ctx<'_>, at: &str, item: &Value) -> Option<SyncSpec> {
             }
         },
     };
-    let rate_limit =
-        map.get("rate_limit")
-            .and_then(scalar)
-            .and_then(|s| match RateLimit::parse(&s) {
-                Ok(r) => Some(r),
-                Err(e) => {
-                    cx.push(
-                        Code::RateLimitInvalid,
-                        &key_at("rate_limit"),
-                        format!("invalid rate limit `{s}`: {e}"),
-                        "write `10/s`, `600/min` or `1000/h`".into(),
-                    );
-                    None
-                }
-            });
+    let rate_limit = cx.rate_limit(map, &key_at("rate_limit"));
     let mut guards = Guards::default();
     match map.get("guards") {
         None | Some(Value::Null) => {}
@@ -952,21 +955,7 @@ pub fn parse_destinations(
             }
             settings.insert(k, text);
         }
-        let rate_limit =
-            body.get("rate_limit")
-                .and_then(scalar)
-                .and_then(|s| match RateLimit::parse(&s) {
-                    Ok(r) => Some(r),
-                    Err(e) => {
-                        cx.push(
-                            Code::RateLimitInvalid,
-                            &format!("{at}.rate_limit"),
-                            format!("invalid rate limit `{s}`: {e}"),
-                            "write `10/s`, `600/min` or `1000/h`".into(),
-                        );
-                        None
-                    }
-                });
+        let rate_limit = cx.rate_limit(body, &format!("{at}.rate_limit"));
         if ok {
             out.push(DestinationSpec {
                 allow_pii: body
