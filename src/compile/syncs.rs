@@ -455,7 +455,7 @@ pub(crate) fn validate(
                 }
             }
             (None, Some(model)) => diagnostics.push(
-                Diagnostic::new(Code::SyncColumnsDeferred, Span::at(&node.original_file_path, node.line, 1), format!("the columns of model `{}` are not known offline; the columns sync `{}` reads cannot be checked before it runs", model.name, spec.name))
+                Diagnostic::new(Code::SyncColumnsDeferred, Span::at(&node.original_file_path, node.line, 1), format!("the columns of model `{}` are not known offline; sync `{}` will have its columns checked by `ebb test`", model.name, spec.name))
                     .hint(format!("declare the columns of `{}` in its schema YAML, or select them by name instead of `*`", model.name)),
             ),
             _ => {}
