@@ -158,16 +158,24 @@ pub(super) fn execute(
     };
     let parents = dependencies(graph, &ids);
 
+    // The audit schema is only made (for SQLite: attached as a file) when failures are kept.
+    let keeps_failures = |id: &String| {
+        graph.nodes[id]
+            .config
+            .0
+            .get("store_failures")
+            .and_then(|v| v.as_bool())
+            .unwrap_or(false)
+    };
+    let audit_schemas = if store_failures || ids.iter().any(keeps_failures) {
+        vec![audit.schema.clone()]
+    } else {
+        Vec::new()
+    };
+
     let rt = runtime()?;
     let outcomes = rt.block_on(async {
-        let wh = connect(
-            &settings,
-            &compilation,
-            printer,
-            threads,
-            std::slice::from_ref(&audit.schema),
-        )
-        .await?;
+        let wh = connect(&settings, &compilation, printer, threads, &audit_schemas).await?;
         // Concurrent `create schema if not exists` can race on Postgres: create them first.
         let schemas: BTreeSet<&str> = ids
             .iter()
