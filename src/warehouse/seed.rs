@@ -25,11 +25,12 @@ impl SeedType {
             SeedType::Float => v.parse::<f64>().is_ok_and(f64::is_finite),
             SeedType::Boolean => matches!(v.to_ascii_lowercase().as_str(), "true" | "false"),
             SeedType::Date => is_date(v),
+            // `get` rather than slicing: a cell may hold any UTF-8, and a slice inside a
+            // character would panic.
             SeedType::Timestamp => {
-                v.len() >= 19
-                    && is_date(&v[..10])
-                    && matches!(v.as_bytes()[10], b' ' | b'T')
-                    && is_time(&v[11..19])
+                v.get(..10).is_some_and(is_date)
+                    && matches!(v.as_bytes().get(10), Some(b' ' | b'T'))
+                    && v.get(11..19).is_some_and(is_time)
             }
             SeedType::Text => true,
         }
@@ -54,24 +55,24 @@ impl SeedType {
     }
 }
 
+/// Tells whether `v` is ASCII digits with `sep` at the given byte positions and nowhere else.
+fn digits_with(v: &str, len: usize, sep: u8, at: [usize; 2]) -> bool {
+    v.len() == len
+        && v.bytes().enumerate().all(|(i, b)| {
+            if at.contains(&i) {
+                b == sep
+            } else {
+                b.is_ascii_digit()
+            }
+        })
+}
+
 fn is_date(v: &str) -> bool {
-    let b = v.as_bytes();
-    v.len() == 10
-        && b[4] == b'-'
-        && b[7] == b'-'
-        && v.chars()
-            .enumerate()
-            .all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit())
+    digits_with(v, 10, b'-', [4, 7])
 }
 
 fn is_time(v: &str) -> bool {
-    let b = v.as_bytes();
-    b.len() == 8
-        && b[2] == b':'
-        && b[5] == b':'
-        && v.chars()
-            .enumerate()
-            .all(|(i, c)| i == 2 || i == 5 || c.is_ascii_digit())
+    digits_with(v, 8, b':', [2, 5])
 }
 
 /// Infers each column's type: the narrowest type every non-empty value fits.
@@ -264,6 +265,16 @@ mod tests {
                 SeedType::Text
             ]
         );
+    }
+
+    #[test]
+    fn odd_text_is_text_and_never_panics() {
+        let rows: Vec<Vec<String>> = vec![
+            vec!["2024-01-0é 10:00:00x".into()],
+            vec!["2024-01-02 1é:00:00".into()],
+        ];
+        assert_eq!(infer(&rows, 1), vec![SeedType::Text]);
+        assert!(!is_date("2024/01/02") && is_time("23:59:00"));
     }
 
     #[test]
