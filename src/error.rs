@@ -4,7 +4,8 @@
 //! |---|---|
 //! | 0 | done, nothing wrong |
 //! | 1 | ebb ran and found a problem the user can fix (diagnostics, failing tests) |
-//! | 2 | ebb could not do its job: bad command line, I/O failure, unreachable services |
+//! | 2 | ebb could not do its job: bad command line, I/O failure, unreachable services
+//! | 130 | interrupted (Ctrl-C) after the work in flight was finished and recorded |
 
 /// Why a command did not succeed.
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +32,9 @@ pub enum Error {
     /// they were already printed.
     #[error("{0}")]
     Failed(String),
+    /// Ctrl-C: the run stopped after the work in flight.
+    #[error("interrupted")]
+    Interrupted,
 }
 
 impl Error {
@@ -39,6 +43,7 @@ impl Error {
         match self {
             Error::Project { .. } | Error::Failed(_) => 1,
             Error::Usage { .. } | Error::Io(_) | Error::Unavailable { .. } => 2,
+            Error::Interrupted => 130,
         }
     }
 

@@ -24,4 +24,5 @@ pub mod project;
 pub mod render;
 pub mod secret;
 pub mod spec;
+pub mod sync;
 pub mod warehouse;

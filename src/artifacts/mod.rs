@@ -112,7 +112,10 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), WriteError> {
     if let Some(dir) = path.parent() {
         fs_err::create_dir_all(dir).map_err(wrap)?;
     }
-    let tmp = path.with_extension("json.tmp");
+    let name = path
+        .file_name()
+        .map_or_else(|| "artifact".into(), |n| n.to_string_lossy().into_owned());
+    let tmp = path.with_file_name(format!(".{name}.tmp"));
     fs_err::write(&tmp, bytes).map_err(wrap)?;
     fs_err::rename(&tmp, path).map_err(wrap)
 }

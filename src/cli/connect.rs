@@ -104,7 +104,22 @@ pub(super) fn report(printer: &Printer, graph: &Graph, id: &str, outcome: &Outco
                 other => other.to_string(),
             });
             let mut line = format!("{label:<5} {what:<5} {name}");
-            if let Some(rows) = outcome
+            if let Some(d) = &outcome.detail {
+                let n = |k: &str| d.get(k).and_then(serde_json::Value::as_u64).unwrap_or(0);
+                let changed = n("to_insert") + n("to_update") + n("to_delete");
+                if changed == 0 && outcome.status == Status::Success {
+                    line.push_str(&format!(" (nothing changed in {} rows)", n("rows")));
+                } else if changed > 0 {
+                    line.push_str(&format!(
+                        " ({} inserted, {} updated, {} deleted, {} rejected of {changed} changed; {} requests)",
+                        n("inserted"),
+                        n("updated"),
+                        n("deleted"),
+                        n("rejected"),
+                        n("requests")
+                    ));
+                }
+            } else if let Some(rows) = outcome
                 .rows
                 .filter(|r| *r > 0 || outcome.status == Status::Success)
             {

@@ -12,13 +12,16 @@ use clap::Args;
 use super::compile::{compile_project, settings_target, write_artifacts, write_json};
 use super::connect::{connect, report, runtime, summarize, WarehouseArgs};
 use super::settings::Settings;
+use super::syncs;
 use crate::error::Error;
 use crate::exec::{self, tasks};
 use crate::graph::{select, Graph, ResourceType};
 use crate::output::Printer;
 use crate::project::ProjectSource;
 use crate::render::relation::Relation;
+use crate::sync::engine::Options as SyncOptions;
 use crate::warehouse::seed::SeedData;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Flags of `ebb test` and `ebb build`.
 #[derive(Debug, Args)]
@@ -33,6 +36,38 @@ pub struct TestArgs {
     pub junit: Option<PathBuf>,
 }
 
+/// Flags of commands that deliver syncs (`run`, `build`).
+#[derive(Debug, Args, Clone, Default)]
+pub struct SyncArgs {
+    /// Send every row of the selected syncs again, whatever was delivered before
+    #[arg(long)]
+    pub full_refresh: bool,
+    /// Stop starting new nodes after the first error (nodes running finish)
+    #[arg(long)]
+    pub fail_fast: bool,
+    /// Lift the guards (max_deletes, max_changes) of these syncs for this run
+    #[arg(long, num_args = 1.., value_name = "SYNC")]
+    pub skip_guards: Vec<String>,
+}
+
+/// Flags of `ebb run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub warehouse: WarehouseArgs,
+    #[command(flatten)]
+    pub sync: SyncArgs,
+}
+
+/// Flags of `ebb build`.
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    #[command(flatten)]
+    pub test: TestArgs,
+    #[command(flatten)]
+    pub sync: SyncArgs,
+}
+
 /// Which kinds of nodes a command runs.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Kinds {
@@ -41,7 +76,12 @@ pub(super) struct Kinds {
     pub tests: bool,
 }
 
-fn chosen(graph: &Graph, selected: &BTreeSet<String>, kinds: Kinds) -> BTreeSet<String> {
+fn chosen(
+    graph: &Graph,
+    selected: &BTreeSet<String>,
+    kinds: Kinds,
+    deliver: bool,
+) -> BTreeSet<String> {
     selected
         .iter()
         .filter(|id| {
@@ -50,8 +90,8 @@ fn chosen(graph: &Graph, selected: &BTreeSet<String>, kinds: Kinds) -> BTreeSet<
                 ResourceType::Seed => kinds.seeds,
                 ResourceType::Model => kinds.models && tasks::is_built_model(n),
                 ResourceType::Test => kinds.tests,
-                // A sync's contract is checked with the tests; delivering it is #5's sync engine.
-                ResourceType::Sync => kinds.tests,
+                // A sync is delivered by run and build; test checks its contract.
+                ResourceType::Sync => kinds.tests || deliver,
                 ResourceType::Source | ResourceType::Destination => false,
             }
         })
@@ -102,6 +142,7 @@ pub(super) fn execute(
     kinds: Kinds,
     store_failures: bool,
     junit: Option<&std::path::Path>,
+    deliver: Option<&SyncArgs>,
     printer: &Printer,
 ) -> Result<(), Error> {
     let started = Instant::now();
@@ -118,7 +159,23 @@ pub(super) fn execute(
     let selected = select::select(graph, &settings.select, &settings.exclude)?;
     let target_dir = settings_target(&settings, &compilation);
     write_artifacts(target_dir.clone(), &compilation, &settings, &selected)?;
-    let ids = chosen(graph, &selected, kinds);
+    let mut ids = chosen(graph, &selected, kinds, deliver.is_some());
+    let delivered = syncs::sync_ids(graph, &ids);
+    if deliver.is_some() && !kinds.tests {
+        // A failing test on a sync's model stops the sync, in `run` too.
+        ids.extend(syncs::gate_tests(graph, &delivered));
+    }
+    let state = match (deliver, delivered.is_empty()) {
+        (Some(_), false) => {
+            let config = compilation
+                .project
+                .as_ref()
+                .map(|p| p.file.state.clone())
+                .unwrap_or_default();
+            Some(syncs::open_state(&settings, &config)?)
+        }
+        _ => None,
+    };
     let threads = args.threads.unwrap_or(target.threads).max(1);
 
     // Read every seed before connecting: a broken CSV is reported with nothing touched.
@@ -173,9 +230,45 @@ pub(super) fn execute(
         Vec::new()
     };
 
+    let control = exec::Control {
+        stop: Arc::new(AtomicBool::new(false)),
+        fail_fast: deliver.is_some_and(|d| d.fail_fast),
+    };
     let rt = runtime()?;
     let outcomes = rt.block_on(async {
         let wh = connect(&settings, &compilation, printer, threads, &audit_schemas).await?;
+        let stop = control.stop.clone();
+        let interrupt = printer.clone();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                stop.store(true, Ordering::Relaxed);
+                interrupt.message("interrupted: finishing the batches in flight, then stopping (Ctrl-C again to kill)");
+                if tokio::signal::ctrl_c().await.is_ok() {
+                    std::process::exit(130);
+                }
+            }
+        });
+        let sync_run = match (deliver, state) {
+            (Some(args), Some(state)) => Some(
+                syncs::prepare(
+                    &settings,
+                    graph,
+                    &delivered,
+                    wh.clone(),
+                    state,
+                    SyncOptions {
+                        plan: false,
+                        full_refresh: args.full_refresh,
+                        skip_guards: args.skip_guards.iter().cloned().collect(),
+                        retry: Default::default(),
+                    },
+                    control.stop.clone(),
+                    printer,
+                )
+                .await,
+            ),
+            _ => None,
+        };
         // Concurrent `create schema if not exists` can race on Postgres: create them first.
         let schemas: BTreeSet<&str> = ids
             .iter()
@@ -185,9 +278,10 @@ pub(super) fn execute(
         for schema in schemas {
             wh.ensure_schema(schema).await?;
         }
-        let results = exec::run(
+        let results = exec::run_with(
             parents,
             threads,
+            &control,
             |id| {
                 let wh = wh.clone();
                 let node = graph.nodes[&id].clone();
@@ -206,7 +300,19 @@ pub(super) fn execute(
                         .and_then(|v| v.as_bool())
                         .unwrap_or(false))
                 .then(|| audit.clone());
+                let job = sync_run
+                    .as_ref()
+                    .filter(|_| node.resource_type == ResourceType::Sync)
+                    .map(|s| (s.cx.clone(), s.job(graph, &id)));
                 async move {
+                    if let Some((cx, job)) = job {
+                        let start = (std::time::SystemTime::now(), Instant::now());
+                        let report = match job {
+                            Ok((job, lane)) => crate::sync::engine::run(cx, job, lane).await,
+                            Err(report) => report,
+                        };
+                        return syncs::outcome(&report, start);
+                    }
                     match node.resource_type {
                         ResourceType::Seed => {
                             tasks::load_seed(wh, node, seed.unwrap_or_default()).await
@@ -247,5 +353,9 @@ pub(super) fn execute(
         let xml = crate::artifacts::junit::render(graph, &tests, elapsed);
         fs_err::write(path, xml).map_err(|e| Error::Io(e.to_string()))?;
     }
-    summarize(printer, &outcomes, elapsed)
+    let summary = summarize(printer, &outcomes, elapsed);
+    if control.stop.load(Ordering::Relaxed) && !control.fail_fast {
+        return Err(Error::Interrupted);
+    }
+    summary
 }

@@ -9,7 +9,10 @@ mod docs;
 mod execute;
 mod init;
 mod ls;
+mod plan;
 pub mod settings;
+mod status;
+mod syncs;
 
 use std::path::PathBuf;
 
@@ -61,12 +64,16 @@ pub enum Command {
     Ls(ls::LsArgs),
     /// Load the seed CSV files into the warehouse, replacing their tables
     Seed(connect::WarehouseArgs),
-    /// Build the selected models in the warehouse, in dependency order
-    Run(connect::WarehouseArgs),
+    /// Build the selected models, then deliver the selected syncs, in dependency order
+    Run(execute::RunArgs),
     /// Run the data tests of the selected nodes against the warehouse
     Test(execute::TestArgs),
-    /// Seed, run and test the selected nodes in one pass, in dependency order
-    Build(execute::TestArgs),
+    /// Show, per selected sync, the rows a run would insert, update and delete; sends nothing
+    Plan(connect::WarehouseArgs),
+    /// Show the recent runs of each sync, or the rows a destination rejected
+    Status(status::StatusArgs),
+    /// Seed, run, test and deliver the selected nodes in one pass, in dependency order
+    Build(execute::BuildArgs),
     /// Generate lineage and the docs site, or serve it
     #[command(subcommand)]
     Docs(docs::DocsCommand),
@@ -116,11 +123,12 @@ pub fn run(cli: Cli) -> Result<(), (Error, Printer)> {
             },
             false,
             None,
+            None,
             &printer,
         ),
         Command::Run(args) => execute::execute(
             "run",
-            &args,
+            &args.warehouse,
             Kinds {
                 seeds: false,
                 models: true,
@@ -128,6 +136,7 @@ pub fn run(cli: Cli) -> Result<(), (Error, Printer)> {
             },
             false,
             None,
+            Some(&args.sync),
             &printer,
         ),
         Command::Test(args) => {
@@ -142,10 +151,13 @@ pub fn run(cli: Cli) -> Result<(), (Error, Printer)> {
                 kinds,
                 args.store_failures,
                 args.junit.as_deref(),
+                None,
                 &printer,
             )
         }
         Command::Docs(command) => docs::run(&command, &printer),
+        Command::Plan(args) => plan::run(&args, &printer),
+        Command::Status(args) => status::run(&args, &printer),
         Command::Build(args) => {
             let kinds = Kinds {
                 seeds: true,
@@ -154,10 +166,11 @@ pub fn run(cli: Cli) -> Result<(), (Error, Printer)> {
             };
             execute::execute(
                 "build",
-                &args.warehouse,
+                &args.test.warehouse,
                 kinds,
-                args.store_failures,
-                args.junit.as_deref(),
+                args.test.store_failures,
+                args.test.junit.as_deref(),
+                Some(&args.sync),
                 &printer,
             )
         }

@@ -6,6 +6,8 @@ pub mod tasks;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 use tokio::task::JoinSet;
@@ -40,6 +42,16 @@ pub struct Outcome {
     pub started_at: String,
     pub completed_at: String,
     pub execution_time: f64,
+    /// What a sync did: rows inserted, updated, deleted and rejected, requests made.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<serde_json::Value>,
+}
+
+/// Stops a run early: Ctrl-C sets `stop`; with `fail_fast`, so does the first error.
+#[derive(Debug, Clone, Default)]
+pub struct Control {
+    pub stop: Arc<AtomicBool>,
+    pub fail_fast: bool,
 }
 
 impl Outcome {
@@ -58,18 +70,24 @@ impl Outcome {
             completed_at: humantime::format_rfc3339_micros(std::time::SystemTime::now())
                 .to_string(),
             execution_time: started.1.elapsed().as_secs_f64(),
+            detail: None,
         }
     }
 
     fn skipped(because: &str) -> Self {
+        Self::not_run(format!("skipped because `{because}` did not succeed"))
+    }
+
+    fn not_run(message: String) -> Self {
         let now = humantime::format_rfc3339_micros(std::time::SystemTime::now()).to_string();
         Outcome {
             status: Status::Skipped,
-            message: Some(format!("skipped because `{because}` did not succeed")),
+            message: Some(message),
             rows: None,
             started_at: now.clone(),
             completed_at: now,
             execution_time: 0.0,
+            detail: None,
         }
     }
 }
@@ -79,6 +97,22 @@ impl Outcome {
 pub async fn run<F, Fut>(
     parents: BTreeMap<String, BTreeSet<String>>,
     threads: usize,
+    task: F,
+    on_done: impl FnMut(&str, &Outcome),
+) -> BTreeMap<String, Outcome>
+where
+    F: Fn(String) -> Fut,
+    Fut: Future<Output = Outcome> + Send + 'static,
+{
+    run_with(parents, threads, &Control::default(), task, on_done).await
+}
+
+/// [`run`], stopping early as `control` says: once `stop` is set no node starts, the nodes
+/// running finish, and the rest are reported as skipped.
+pub async fn run_with<F, Fut>(
+    parents: BTreeMap<String, BTreeSet<String>>,
+    threads: usize,
+    control: &Control,
     task: F,
     mut on_done: impl FnMut(&str, &Outcome),
 ) -> BTreeMap<String, Outcome>
@@ -104,7 +138,7 @@ where
     let mut results: BTreeMap<String, Outcome> = BTreeMap::new();
     let mut running: JoinSet<(String, Outcome)> = JoinSet::new();
     loop {
-        while running.len() < threads.max(1) {
+        while running.len() < threads.max(1) && !control.stop.load(Ordering::Relaxed) {
             let Some(id) = ready.pop_first() else { break };
             let fut = task(id.clone());
             running.spawn(async move { (id, fut.await) });
@@ -117,6 +151,9 @@ where
             Err(e) => panic!("a node task panicked: {e}"),
         };
         on_done(&id, &outcome);
+        if control.fail_fast && matches!(outcome.status, Status::Error | Status::Fail) {
+            control.stop.store(true, Ordering::Relaxed);
+        }
         let blocks = outcome.status.blocks();
         results.insert(id.clone(), outcome);
         let mut stack = vec![id.clone()];
@@ -140,9 +177,17 @@ where
         }
     }
     // Anything left waits on a dependency that never finished (a cycle): say so, never drop it.
+    let stopped = control.stop.load(Ordering::Relaxed);
     for id in parents.keys() {
         if !results.contains_key(id) {
-            let skipped = Outcome::skipped("a dependency cycle");
+            let skipped = if stopped {
+                Outcome::not_run(
+                    "not started: the run was stopped (Ctrl-C, or --fail-fast after an error)"
+                        .into(),
+                )
+            } else {
+                Outcome::skipped("a dependency cycle")
+            };
             on_done(id, &skipped);
             results.insert(id.clone(), skipped);
         }

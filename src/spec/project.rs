@@ -23,6 +23,7 @@ pub const KNOWN_KEYS: &[&str] = &[
     "test-paths",
     "sync-paths",
     "target-path",
+    "state",
     "vars",
     "models",
     "seeds",
@@ -62,6 +63,66 @@ pub struct ProjectFile {
     pub seeds: serde_yaml::Mapping,
     #[serde(default, alias = "data_tests")]
     pub tests: serde_yaml::Mapping,
+    /// Where sync state lives: `state: warehouse`, or `state: {path: .ebb/state.db}`.
+    #[serde(default)]
+    pub state: StateConfig,
+}
+
+/// Where sync state lives.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub enum StateConfig {
+    /// An embedded SQLite file, relative to the project directory.
+    File { path: String },
+    /// Tables in a schema of the warehouse (Postgres or MySQL); the diff runs there.
+    Warehouse { schema: String },
+}
+
+impl Default for StateConfig {
+    fn default() -> Self {
+        StateConfig::File {
+            path: ".ebb/state.db".into(),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for StateConfig {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error as _;
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Raw {
+            #[serde(default)]
+            backend: Option<String>,
+            #[serde(default)]
+            path: Option<String>,
+            #[serde(default)]
+            schema: Option<String>,
+        }
+        let raw = match serde_yaml::Value::deserialize(d)? {
+            serde_yaml::Value::String(s) => Raw {
+                backend: Some(s),
+                path: None,
+                schema: None,
+            },
+            serde_yaml::Value::Null => return Ok(StateConfig::default()),
+            other => Raw::deserialize(other).map_err(D::Error::custom)?,
+        };
+        match raw.backend.as_deref().unwrap_or(if raw.schema.is_some() {
+            "warehouse"
+        } else {
+            "file"
+        }) {
+            "file" | "sqlite" => Ok(StateConfig::File {
+                path: raw.path.unwrap_or_else(|| ".ebb/state.db".into()),
+            }),
+            "warehouse" => Ok(StateConfig::Warehouse {
+                schema: raw.schema.unwrap_or_else(|| "ebb_state".into()),
+            }),
+            other => Err(D::Error::custom(format!(
+                "`state` must be `file` (an embedded SQLite file) or `warehouse`, not `{other}`"
+            ))),
+        }
+    }
 }
 
 fn string_or_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {

@@ -7,6 +7,7 @@
 
 pub mod connection;
 pub mod materialize;
+pub mod rows;
 pub mod seed;
 
 use std::collections::BTreeSet;
@@ -14,6 +15,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use sqlx::Row;
+
+use crate::sync::value::Value;
 
 use crate::render::relation::Relation;
 pub use connection::Connection;
@@ -181,6 +184,19 @@ impl Warehouse {
     }
 
     fn query_error(&self, e: sqlx::Error, sql: &str) -> Error {
+        if matches!(
+            e,
+            sqlx::Error::Io(_)
+                | sqlx::Error::PoolTimedOut
+                | sqlx::Error::PoolClosed
+                | sqlx::Error::Tls(_)
+                | sqlx::Error::WorkerCrashed
+        ) {
+            return Error::Connect {
+                target: self.connection.describe(),
+                message: redact(&self.connection, &e.to_string()),
+            };
+        }
         let message = match &e {
             sqlx::Error::Database(db) => db.message().to_string(),
             other => other.to_string(),
@@ -350,4 +366,61 @@ fn error_line(e: &sqlx::Error, message: &str, sql: &str) -> Option<usize> {
         .next()?
         .parse()
         .ok()
+}
+
+/// Binds cells to a query, in order.
+macro_rules! bind_all {
+    ($q:expr, $params:expr) => {{
+        let mut q = $q;
+        for v in $params {
+            q = match v {
+                Value::Null => q.bind(None::<String>),
+                Value::Bool(b) => q.bind(*b),
+                Value::Int(i) => q.bind(*i),
+                Value::Float(f) => q.bind(*f),
+                Value::Text(s) => q.bind(s.as_str()),
+            };
+        }
+        q
+    }};
+}
+
+impl Warehouse {
+    /// Runs statements with parameters in one transaction: all of them or none.
+    pub async fn execute_batch(&self, statements: &[(String, Vec<Value>)]) -> Result<u64, Error> {
+        let mut affected = 0;
+        macro_rules! run {
+            ($pool:expr) => {{
+                let mut tx = $pool.begin().await.map_err(|e| self.query_error(e, ""))?;
+                for (sql, params) in statements {
+                    let q = bind_all!(sqlx::query(sql), params);
+                    affected += q
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(|e| self.query_error(e, sql))?
+                        .rows_affected();
+                }
+                tx.commit().await.map_err(|e| self.query_error(e, ""))?;
+            }};
+        }
+        match &self.pool {
+            Pool::Sqlite(p) => run!(p),
+            Pool::Postgres(p) => run!(p),
+            Pool::Mysql(p) => run!(p),
+        }
+        Ok(affected)
+    }
+
+    /// The SQLite file of the `main` schema, when the warehouse is SQLite.
+    pub fn sqlite_path(&self) -> Option<&std::path::Path> {
+        match &self.connection {
+            Connection::Sqlite { path } => Some(path),
+            _ => None,
+        }
+    }
+
+    /// Tells whether an error is the connection's fault rather than the statement's.
+    pub fn is_connection_error(e: &Error) -> bool {
+        matches!(e, Error::Connect { .. })
+    }
 }

@@ -1,0 +1,937 @@
+//! One sync, start to end: read the model, map and fingerprint each row, compare with what was
+//! delivered, check the guards, then deliver the changes in batches (rate-limited, bounded,
+//! retried) and record each acknowledged batch in state.
+//!
+//! Rows stream through twice at most: the first pass counts the changes (guards must be judged
+//! before anything is sent) and keeps up to [`BUFFER`] changed rows; when more changed, a second
+//! pass reads the model again and sends them as they come. Memory holds one fingerprint per
+//! delivered key, never the model.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, Semaphore};
+use tokio::task::JoinSet;
+
+use super::connector::{Answer, Batch, Connector, Failure, FailureKind, Op, Record, Shape};
+use super::mapper::{Mapped, Mapper};
+use super::state::{key_hash, Delivered, RunRecord, StateStore};
+use super::value::Value;
+use crate::render::relation::Relation;
+use crate::spec::sync::{DestinationSpec, Mode, SyncSpec, Threshold};
+use crate::warehouse::rows::{family, Chunk};
+use crate::warehouse::Warehouse;
+
+/// Changed rows kept in memory after the first pass; beyond this the model is read again.
+pub const BUFFER: usize = 20_000;
+/// Rows of each operation kept as samples for `ebb plan`.
+pub const SAMPLES: usize = 5;
+
+type Limiter = governor::DefaultDirectRateLimiter;
+
+fn limiter(count: u32, per_seconds: f64) -> Option<Arc<Limiter>> {
+    let count = std::num::NonZeroU32::new(count)?;
+    let period = Duration::from_secs_f64(per_seconds / f64::from(count.get()));
+    let quota = governor::Quota::with_period(period)?.allow_burst(count);
+    Some(Arc::new(governor::RateLimiter::direct(quota)))
+}
+
+/// Everything that writes to one destination shares its lane: one connector, one bound on
+/// requests in flight, one rate limit.
+pub struct Lane {
+    pub connector: Arc<dyn Connector>,
+    permits: Arc<Semaphore>,
+    limiter: Option<Arc<Limiter>>,
+}
+
+impl Lane {
+    /// Builds the lane of a destination around its connector.
+    pub fn new(connector: Arc<dyn Connector>, destination: &DestinationSpec) -> Lane {
+        let concurrency = destination
+            .settings
+            .get("max_concurrency")
+            .and_then(|v| v.trim().parse::<usize>().ok())
+            .unwrap_or_else(|| connector.default_concurrency())
+            .max(1);
+        Lane {
+            permits: Arc::new(Semaphore::new(concurrency)),
+            limiter: destination
+                .rate_limit
+                .and_then(|r| limiter(r.count, r.per_seconds)),
+            connector,
+        }
+    }
+}
+
+/// How retries back off.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    pub attempts: u32,
+    pub base: Duration,
+    pub cap: Duration,
+    /// The longest `Retry-After` ebb waits for; a longer one fails the batch.
+    pub max_wait: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            attempts: 6,
+            base: Duration::from_millis(200),
+            cap: Duration::from_secs(20),
+            max_wait: Duration::from_secs(300),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The wait before retry number `attempt` (1-based): exponential, with jitter between half
+    /// and all of it, or what the destination asked for.
+    pub fn wait(&self, attempt: u32, asked: Option<Duration>) -> Duration {
+        if let Some(asked) = asked {
+            return asked;
+        }
+        let exp = self.base.saturating_mul(1 << attempt.min(16)).min(self.cap);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let jitter = f64::from(xxhash_rust::xxh3::xxh3_64(&nanos.to_le_bytes()) as u32)
+            / f64::from(u32::MAX);
+        exp.mul_f64(0.5 + jitter / 2.0)
+    }
+}
+
+/// Receives progress as a sync runs.
+pub trait Progress: Send + Sync {
+    /// The sync knows how many rows it will send.
+    fn start(&self, sync: &str, total: u64);
+    /// A batch was answered.
+    fn advance(&self, sync: &str, acked: u64, rejected: u64);
+    /// The sync ended.
+    fn finish(&self, sync: &str, report: &Report);
+}
+
+/// What one sync run needs besides its spec.
+pub struct Job {
+    pub spec: SyncSpec,
+    pub destination: DestinationSpec,
+    pub model: Relation,
+    /// Where the rows go, as one string: a change means nothing was delivered there yet.
+    pub target: String,
+}
+
+/// Flags of the run.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Count and sample only: nothing is sent and state is not written.
+    pub plan: bool,
+    /// Send every row again, whatever state says.
+    pub full_refresh: bool,
+    /// Syncs whose guards are lifted for this run.
+    pub skip_guards: HashSet<String>,
+    pub retry: RetryPolicy,
+}
+
+/// Who started the run, for run history.
+#[derive(Debug, Clone, Default)]
+pub struct Invocation {
+    pub id: String,
+    pub commit: Option<String>,
+    pub dirty: Option<bool>,
+}
+
+/// How a sync ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    Success,
+    /// The destination rejected some rows; the rest were delivered.
+    Partial,
+    Error,
+    /// A guard stopped the sync before anything was sent.
+    Guarded,
+    /// Ctrl-C: batches in flight were finished and recorded, the rest left for the next run.
+    Interrupted,
+}
+
+/// A sample row of a plan.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Sample {
+    pub key: String,
+    pub fields: serde_json::Map<String, serde_json::Value>,
+}
+
+/// What a sync did (or, for a plan, would do).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Report {
+    pub sync: String,
+    pub destination: String,
+    pub outcome: Outcome,
+    /// Rows read from the model.
+    pub rows: u64,
+    pub unchanged: u64,
+    /// Planned changes.
+    pub to_insert: u64,
+    pub to_update: u64,
+    pub to_delete: u64,
+    /// Rows the destination acknowledged, by operation.
+    pub inserted: u64,
+    pub updated: u64,
+    pub deleted: u64,
+    pub rejected: u64,
+    /// Requests made, retries included.
+    pub requests: u64,
+    pub retries: u64,
+    /// Rows skipped because their primary key is null.
+    pub null_keys: u64,
+    /// The destination changed since the last run, so everything is sent again.
+    pub retargeted: bool,
+    pub message: Option<String>,
+    pub samples: BTreeMap<String, Vec<Sample>>,
+    pub duration: f64,
+}
+
+impl Report {
+    /// A report with nothing done yet.
+    pub fn empty(sync: &str, destination: &str) -> Report {
+        Report {
+            sync: sync.to_string(),
+            destination: destination.to_string(),
+            outcome: Outcome::Success,
+            rows: 0,
+            unchanged: 0,
+            to_insert: 0,
+            to_update: 0,
+            to_delete: 0,
+            inserted: 0,
+            updated: 0,
+            deleted: 0,
+            rejected: 0,
+            requests: 0,
+            retries: 0,
+            null_keys: 0,
+            retargeted: false,
+            message: None,
+            samples: BTreeMap::new(),
+            duration: 0.0,
+        }
+    }
+
+    /// Rows sent and acknowledged.
+    pub fn sent(&self) -> u64 {
+        self.inserted + self.updated + self.deleted
+    }
+}
+
+/// Shared by every sync of a run.
+pub struct Context {
+    pub wh: Warehouse,
+    pub state: StateStore,
+    /// Mapping templates are evaluated here (ebb's filters installed).
+    pub templates: minijinja::Environment<'static>,
+    pub options: Options,
+    pub cancel: Arc<AtomicBool>,
+    pub progress: Arc<dyn Progress>,
+    pub invocation: Invocation,
+}
+
+fn classify(mode: Mode, before: Option<u64>, fp: u64, force: bool) -> Option<Op> {
+    match (before, mode) {
+        (None, Mode::Update) => None,
+        (None, _) => Some(Op::Insert),
+        (Some(_), Mode::Insert) => None,
+        (Some(old), _) if old != fp || force => Some(Op::Update),
+        (Some(_), _) => None,
+    }
+}
+
+fn tripped(limit: Option<Threshold>, count: u64, base: u64) -> Option<String> {
+    match limit? {
+        Threshold::Count(max) if count > max => Some(format!("{count} (limit {max})")),
+        Threshold::Percent(p) if base > 0 && (count as f64) * 100.0 / (base as f64) > p => {
+            Some(format!(
+                "{count} of {base} delivered rows, {:.1}% (limit {p}%)",
+                (count as f64) * 100.0 / (base as f64)
+            ))
+        }
+        _ => None,
+    }
+}
+
+/// Runs (or plans) one sync. `lane` is `None` for a plan. A run (not a plan) is recorded in
+/// the run history.
+pub async fn run(cx: Arc<Context>, job: Job, lane: Option<Arc<Lane>>) -> Report {
+    let started = Instant::now();
+    let started_at = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+    let mut report = Report::empty(&job.spec.name, &job.destination.name);
+    let mut record = RunRecord {
+        invocation_id: cx.invocation.id.clone(),
+        sync: job.spec.name.clone(),
+        started_at,
+        finished_at: None,
+        commit: cx.invocation.commit.clone(),
+        dirty: cx.invocation.dirty,
+        status: "running".into(),
+        inserted: 0,
+        updated: 0,
+        deleted: 0,
+        rejected: 0,
+        requests: 0,
+        duration: 0.0,
+        error: None,
+    };
+    let history = if cx.options.plan {
+        None
+    } else {
+        let (state, r) = (cx.state.clone(), record.clone());
+        tokio::task::spawn_blocking(move || state.start_run(&r).ok())
+            .await
+            .ok()
+            .flatten()
+    };
+    let result = run_inner(&cx, &job, lane, &mut report).await;
+    report.duration = started.elapsed().as_secs_f64();
+    if let Err(message) = result {
+        if report.outcome != Outcome::Guarded {
+            report.outcome = Outcome::Error;
+        }
+        report.message = Some(message);
+    }
+    cx.progress.finish(&job.spec.name, &report);
+    if let Some(id) = history {
+        record.finished_at =
+            Some(humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string());
+        record.status = serde_json::to_value(report.outcome)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        record.inserted = report.inserted;
+        record.updated = report.updated;
+        record.deleted = report.deleted;
+        record.rejected = report.rejected;
+        record.requests = report.requests;
+        record.duration = report.duration;
+        record.error = report
+            .message
+            .clone()
+            .filter(|_| report.outcome != Outcome::Success);
+        let state = cx.state.clone();
+        let _ = tokio::task::spawn_blocking(move || state.finish_run(id, &record)).await;
+    }
+    report
+}
+
+async fn run_inner(
+    cx: &Arc<Context>,
+    job: &Job,
+    lane: Option<Arc<Lane>>,
+    report: &mut Report,
+) -> Result<(), String> {
+    let spec = &job.spec;
+    let name = spec.name.clone();
+    let columns = cx
+        .wh
+        .columns(&job.model)
+        .await
+        .map_err(|e| format!("reading the columns of `{}`: {e}", job.model))?;
+    if columns.is_empty() {
+        return Err(format!(
+            "the model relation `{}` does not exist; build it first with `ebb run --select {}`",
+            job.model,
+            crate::spec::sync::model_name(&spec.model).unwrap_or_default()
+        ));
+    }
+    let key_field = spec
+        .mapping
+        .iter()
+        .find(|m| !m.is_expression() && m.source.trim() == spec.primary_key)
+        .map(|m| m.field.clone());
+    let match_field = spec
+        .match_on
+        .clone()
+        .or(key_field)
+        .unwrap_or_else(|| spec.primary_key.clone());
+    let mapper = Arc::new(Mapper::new(spec, cx.templates.clone(), &match_field)?);
+    let families: Vec<&'static str> = mapper
+        .columns
+        .iter()
+        .map(|c| {
+            columns
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(c))
+                .map(|(_, t)| family(t))
+                .ok_or_else(|| format!("column `{c}` is not in `{}`", job.model))
+        })
+        .collect::<Result<_, _>>()?;
+    let shape = Shape {
+        sync: name.clone(),
+        object: spec.object.clone(),
+        mode: spec.mode,
+        fields: mapper.fields.clone(),
+        match_field: match_field.clone(),
+        types: mapper.field_types(&families),
+    };
+
+    // What was delivered, and to where.
+    let state = cx.state.clone();
+    let n = name.clone();
+    let (previous, mut delivered) =
+        tokio::task::spawn_blocking(move || Ok::<_, String>((state.target(&n)?, state.load(&n)?)))
+            .await
+            .map_err(|e| e.to_string())??;
+    if previous.as_ref().is_some_and(|p| *p != job.target) {
+        report.retargeted = true;
+        delivered = Delivered::default();
+    }
+    let base = delivered.rows.len() as u64;
+    let force = cx.options.full_refresh;
+
+    // First pass: count, keep the first changed rows.
+    let mut buffer: Vec<(Op, Record)> = Vec::new();
+    let mut overflow = false;
+    let mut new_keys: HashSet<u128> = HashSet::new();
+    let mut duplicates = 0u64;
+    let mut first_duplicate = None;
+    {
+        let (tx, mut rx) = mpsc::channel::<Chunk>(4);
+        let wh = cx.wh.clone();
+        let model = job.model.clone();
+        let cols = mapper.columns.clone();
+        let fams = families.clone();
+        let reader = tokio::spawn(async move { wh.stream_rows(&model, &cols, &fams, tx).await });
+        while let Some(chunk) = rx.recv().await {
+            let m = mapper.clone();
+            let mapped = tokio::task::spawn_blocking(move || m.map_chunk(chunk))
+                .await
+                .map_err(|e| e.to_string())??;
+            for row in mapped {
+                report.rows += 1;
+                let Mapped::Record(rec) = row else {
+                    report.null_keys += 1;
+                    continue;
+                };
+                let h = key_hash(&rec.key);
+                let before = match delivered.rows.get_mut(&h) {
+                    Some(entry) if entry.1 => {
+                        duplicates += 1;
+                        first_duplicate.get_or_insert_with(|| rec.key.clone());
+                        continue;
+                    }
+                    Some(entry) => {
+                        entry.1 = true;
+                        Some(entry.0)
+                    }
+                    None => {
+                        if !new_keys.insert(h) {
+                            duplicates += 1;
+                            first_duplicate.get_or_insert_with(|| rec.key.clone());
+                            continue;
+                        }
+                        None
+                    }
+                };
+                match classify(spec.mode, before, rec.fingerprint, force) {
+                    None => report.unchanged += 1,
+                    Some(op) => {
+                        match op {
+                            Op::Insert => report.to_insert += 1,
+                            _ => report.to_update += 1,
+                        }
+                        let samples = report.samples.entry(op.as_str().to_string()).or_default();
+                        if samples.len() < SAMPLES {
+                            samples.push(sample(&shape, &rec));
+                        }
+                        if !overflow && !cx.options.plan {
+                            if buffer.len() < BUFFER {
+                                buffer.push((op, rec));
+                            } else {
+                                overflow = true;
+                                buffer = Vec::new();
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        reader
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| format!("reading `{}`: {e}", job.model))?;
+    }
+    if duplicates > 0 {
+        return Err(format!(
+            "primary key `{}` is not unique in `{}`: {duplicates} duplicate row(s), the first with key `{}`; nothing was sent",
+            spec.primary_key,
+            job.model,
+            first_duplicate.unwrap_or_default()
+        ));
+    }
+    drop(new_keys);
+
+    // Keys that left the model.
+    let gone: HashSet<u128> = if spec.mode == Mode::Mirror {
+        delivered
+            .rows
+            .iter()
+            .filter(|(_, (_, seen))| !seen)
+            .map(|(h, _)| *h)
+            .collect()
+    } else {
+        HashSet::new()
+    };
+    report.to_delete = gone.len() as u64;
+    let deletes: Vec<(String, Option<String>)> = if gone.is_empty() {
+        Vec::new()
+    } else {
+        let state = cx.state.clone();
+        let n = name.clone();
+        tokio::task::spawn_blocking(move || state.keys_of(&n, &gone))
+            .await
+            .map_err(|e| e.to_string())??
+    };
+    let key_family = families[0];
+    let match_family = shape.types.get(&match_field).copied().unwrap_or(key_family);
+    let delete_records: Vec<Record> = deletes
+        .into_iter()
+        .map(|(key, matched)| Record {
+            match_value: typed(matched.as_deref().unwrap_or(&key), match_family),
+            key,
+            fingerprint: 0,
+            payload: Vec::new(),
+        })
+        .collect();
+    if let Some(samples) = (!delete_records.is_empty()).then(|| {
+        delete_records
+            .iter()
+            .take(SAMPLES)
+            .map(|r| Sample {
+                key: r.key.clone(),
+                fields: [(match_field.clone(), r.match_value.to_json())]
+                    .into_iter()
+                    .collect(),
+            })
+            .collect::<Vec<_>>()
+    }) {
+        report.samples.insert("delete".into(), samples);
+    }
+
+    // Guards, judged before anything is sent.
+    if !cx.options.skip_guards.contains(&name) {
+        let changes = report.to_insert + report.to_update + report.to_delete;
+        let guards = &spec.guards;
+        let mut why = Vec::new();
+        if let Some(t) = tripped(guards.max_deletes, report.to_delete, base) {
+            why.push(format!("it would delete {t} (guards.max_deletes)"));
+        }
+        if let Some(t) = tripped(guards.max_changes, changes, base) {
+            why.push(format!("it would change {t} (guards.max_changes)"));
+        }
+        if !why.is_empty() {
+            report.outcome = Outcome::Guarded;
+            return Err(format!(
+                "sync `{name}` stopped by its guards before sending anything: {}. Check the model; to send it anyway for this one run: ebb run --select sync:{name} --skip-guards {name}",
+                why.join(" and ")
+            ));
+        }
+    }
+    if cx.options.plan {
+        return Ok(());
+    }
+    let Some(lane) = lane else {
+        return Ok(());
+    };
+    let total = report.to_insert + report.to_update + report.to_delete;
+    cx.progress.start(&name, total);
+    if total == 0 {
+        // Nothing to send; remember the target so a later change of destination is seen.
+        if previous.as_deref() != Some(job.target.as_str()) {
+            let (state, n, t) = (cx.state.clone(), name.clone(), job.target.clone());
+            tokio::task::spawn_blocking(move || state.set_target(&n, &t))
+                .await
+                .map_err(|e| e.to_string())??;
+        }
+        return Ok(());
+    }
+    if report.retargeted {
+        let (state, n, t) = (cx.state.clone(), name.clone(), job.target.clone());
+        tokio::task::spawn_blocking(move || state.retarget(&n, &t))
+            .await
+            .map_err(|e| e.to_string())??;
+    } else {
+        let (state, n, t) = (cx.state.clone(), name.clone(), job.target.clone());
+        tokio::task::spawn_blocking(move || state.set_target(&n, &t))
+            .await
+            .map_err(|e| e.to_string())??;
+    }
+    lane.connector
+        .prepare(&shape)
+        .await
+        .map_err(|f| f.message)?;
+
+    // Deliver.
+    let batch_size = spec
+        .batch_size
+        .map_or_else(|| lane.connector.default_batch(), |b| b as usize)
+        .clamp(1, lane.connector.max_batch());
+    let sender = Sender {
+        cx: cx.clone(),
+        lane,
+        shape: Arc::new(shape),
+        sync_limiter: spec
+            .rate_limit
+            .and_then(|r| limiter(r.count, r.per_seconds)),
+        stats: Arc::new(Stats::default()),
+        failed: Arc::new(Mutex::new(None)),
+        key_is_match: match_field_is_key(spec, &match_field),
+        clear_rejects: delivered.rejected > 0,
+    };
+    let mut running = JoinSet::new();
+    let mut pending: BTreeMap<Op, Vec<Record>> = BTreeMap::new();
+    let mut push = |op: Op, rec: Record, running: &mut JoinSet<()>| -> Option<Batch> {
+        let _ = running;
+        let list = pending.entry(op).or_default();
+        list.push(rec);
+        (list.len() >= batch_size).then(|| Batch {
+            op,
+            records: std::mem::take(list),
+        })
+    };
+    if overflow {
+        // Second pass: read the model again and send what changed as it comes.
+        let (tx, mut rx) = mpsc::channel::<Chunk>(4);
+        let wh = cx.wh.clone();
+        let model = job.model.clone();
+        let cols = mapper.columns.clone();
+        let fams = families.clone();
+        let reader = tokio::spawn(async move { wh.stream_rows(&model, &cols, &fams, tx).await });
+        'read: while let Some(chunk) = rx.recv().await {
+            let m = mapper.clone();
+            let mapped = tokio::task::spawn_blocking(move || m.map_chunk(chunk))
+                .await
+                .map_err(|e| e.to_string())??;
+            for row in mapped {
+                let Mapped::Record(rec) = row else { continue };
+                let before = delivered.rows.get(&key_hash(&rec.key)).map(|e| e.0);
+                if let Some(op) = classify(spec.mode, before, rec.fingerprint, force) {
+                    if let Some(batch) = push(op, rec, &mut running) {
+                        if !sender.dispatch(batch, &mut running).await {
+                            break 'read;
+                        }
+                    }
+                }
+            }
+        }
+        drop(rx);
+        let _ = reader.await;
+    } else {
+        for (op, rec) in std::mem::take(&mut buffer) {
+            if let Some(batch) = push(op, rec, &mut running) {
+                if !sender.dispatch(batch, &mut running).await {
+                    break;
+                }
+            }
+        }
+    }
+    drop(delivered);
+    let rest: Vec<Batch> = pending
+        .into_iter()
+        .filter(|(_, r)| !r.is_empty())
+        .map(|(op, records)| Batch { op, records })
+        .collect();
+    for batch in rest {
+        if !sender.dispatch(batch, &mut running).await {
+            break;
+        }
+    }
+    // Deletes go last, after every upsert was answered.
+    while running.join_next().await.is_some() {}
+    for chunk in delete_records.chunks(batch_size) {
+        let batch = Batch {
+            op: Op::Delete,
+            records: chunk.to_vec(),
+        };
+        if !sender.dispatch(batch, &mut running).await {
+            break;
+        }
+    }
+    while running.join_next().await.is_some() {}
+
+    let s = &sender.stats;
+    report.inserted = s.inserted.load(Ordering::Relaxed);
+    report.updated = s.updated.load(Ordering::Relaxed);
+    report.deleted = s.deleted.load(Ordering::Relaxed);
+    report.rejected = s.rejected.load(Ordering::Relaxed);
+    report.requests = s.requests.load(Ordering::Relaxed);
+    report.retries = s.retries.load(Ordering::Relaxed);
+    let failed = sender.failed.lock().map(|f| f.clone()).unwrap_or(None);
+    if let Some(message) = failed {
+        return Err(message);
+    }
+    if cx.cancel.load(Ordering::Relaxed) && report.sent() + report.rejected < total {
+        report.outcome = Outcome::Interrupted;
+        report.message = Some(format!(
+            "interrupted: {} of {total} rows delivered and recorded; the next run sends the rest",
+            report.sent()
+        ));
+        return Ok(());
+    }
+    if report.rejected > 0 {
+        report.outcome = Outcome::Partial;
+        report.message = Some(format!(
+            "{} row(s) rejected by the destination; see `ebb status --rejected {name}`; they are sent again on the next run",
+            report.rejected
+        ));
+    }
+    Ok(())
+}
+
+fn match_field_is_key(spec: &SyncSpec, match_field: &str) -> bool {
+    spec.mapping.iter().any(|m| {
+        m.field == match_field && !m.is_expression() && m.source.trim() == spec.primary_key
+    }) || spec.mapping.iter().all(|m| m.field != match_field)
+}
+
+/// A key or match value as the type of its column.
+fn typed(text: &str, family: &str) -> Value {
+    match family {
+        "integer" => text
+            .parse()
+            .map_or_else(|_| Value::Text(text.into()), Value::Int),
+        "float" => text
+            .parse()
+            .map_or_else(|_| Value::Text(text.into()), Value::Float),
+        _ => Value::Text(text.into()),
+    }
+}
+
+fn sample(shape: &Shape, rec: &Record) -> Sample {
+    Sample {
+        key: rec.key.clone(),
+        fields: shape
+            .fields
+            .iter()
+            .zip(&rec.payload)
+            .map(|(f, v)| (f.clone(), v.to_json()))
+            .collect(),
+    }
+}
+
+#[derive(Default)]
+struct Stats {
+    inserted: AtomicU64,
+    updated: AtomicU64,
+    deleted: AtomicU64,
+    rejected: AtomicU64,
+    requests: AtomicU64,
+    retries: AtomicU64,
+}
+
+struct Sender {
+    cx: Arc<Context>,
+    lane: Arc<Lane>,
+    shape: Arc<Shape>,
+    sync_limiter: Option<Arc<Limiter>>,
+    stats: Arc<Stats>,
+    /// The first failure that stops the sync.
+    failed: Arc<Mutex<Option<String>>>,
+    /// The match value is the key, so state need not store it.
+    key_is_match: bool,
+    clear_rejects: bool,
+}
+
+impl Sender {
+    fn stopped(&self) -> bool {
+        self.cx.cancel.load(Ordering::Relaxed)
+            || self.failed.lock().map(|f| f.is_some()).unwrap_or(true)
+    }
+
+    /// Sends a batch when a request slot is free; returns false when the sync must stop
+    /// (Ctrl-C, or a failure that no retry will fix).
+    async fn dispatch(&self, batch: Batch, running: &mut JoinSet<()>) -> bool {
+        // Reap finished batches so the set stays small.
+        while running.try_join_next().is_some() {}
+        if self.stopped() {
+            return false;
+        }
+        let Ok(permit) = self.lane.permits.clone().acquire_owned().await else {
+            return false;
+        };
+        if self.stopped() {
+            return false;
+        }
+        let (cx, lane, shape, stats, failed) = (
+            self.cx.clone(),
+            self.lane.clone(),
+            self.shape.clone(),
+            self.stats.clone(),
+            self.failed.clone(),
+        );
+        let sync_limiter = self.sync_limiter.clone();
+        let (key_is_match, clear_rejects) = (self.key_is_match, self.clear_rejects);
+        running.spawn(async move {
+            let answer =
+                send_with_retries(&cx, &lane, sync_limiter.as_deref(), &shape, &batch, &stats)
+                    .await;
+            drop(permit);
+            let answer = match answer {
+                Ok(a) => a,
+                Err(f) if f.kind == FailureKind::Rejected => Answer {
+                    rejected: (0..batch.records.len())
+                        .map(|i| (i, f.message.clone()))
+                        .collect(),
+                },
+                Err(f) => {
+                    if let Ok(mut first) = failed.lock() {
+                        first.get_or_insert(f.message);
+                    }
+                    return;
+                }
+            };
+            let rejected: HashSet<usize> = answer.rejected.iter().map(|(i, _)| *i).collect();
+            let acked: Vec<(String, Option<u64>)> = batch
+                .records
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| !rejected.contains(i))
+                .map(|(_, r)| {
+                    let fp = (batch.op != Op::Delete).then_some(r.fingerprint);
+                    (r.key.clone(), fp)
+                })
+                .collect();
+            let matches: Vec<Option<String>> = if key_is_match || batch.op == Op::Delete {
+                Vec::new()
+            } else {
+                batch
+                    .records
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| !rejected.contains(i))
+                    .map(|(_, r)| Some(r.match_value.to_text()))
+                    .collect()
+            };
+            let reasons: Vec<(String, String)> = answer
+                .rejected
+                .iter()
+                .filter_map(|(i, why)| Some((batch.records.get(*i)?.key.clone(), why.clone())))
+                .collect();
+            let n_acked = acked.len() as u64;
+            let n_rejected = reasons.len() as u64;
+            let state = cx.state.clone();
+            let sync = shape.sync.clone();
+            let committed = tokio::task::spawn_blocking(move || {
+                state.commit(&sync, &acked, &matches, &reasons, clear_rejects)
+            })
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|r| r);
+            if let Err(e) = committed {
+                if let Ok(mut first) = failed.lock() {
+                    first.get_or_insert(format!("recording delivered rows: {e}"));
+                }
+                return;
+            }
+            let counter = match batch.op {
+                Op::Insert => &stats.inserted,
+                Op::Update => &stats.updated,
+                Op::Delete => &stats.deleted,
+            };
+            counter.fetch_add(n_acked, Ordering::Relaxed);
+            stats.rejected.fetch_add(n_rejected, Ordering::Relaxed);
+            cx.progress.advance(&shape.sync, n_acked, n_rejected);
+        });
+        true
+    }
+}
+
+async fn send_with_retries(
+    cx: &Context,
+    lane: &Lane,
+    sync_limiter: Option<&Limiter>,
+    shape: &Shape,
+    batch: &Batch,
+    stats: &Stats,
+) -> Result<Answer, Failure> {
+    let policy = cx.options.retry;
+    let mut attempt = 0;
+    loop {
+        if let Some(l) = &lane.limiter {
+            l.until_ready().await;
+        }
+        if let Some(l) = sync_limiter {
+            l.until_ready().await;
+        }
+        stats.requests.fetch_add(1, Ordering::Relaxed);
+        let failure = match lane.connector.send(shape, batch).await {
+            Ok(answer) => return Ok(answer),
+            Err(f) if f.kind != FailureKind::Transient => return Err(f),
+            Err(f) => f,
+        };
+        attempt += 1;
+        if attempt >= policy.attempts {
+            return Err(Failure {
+                message: format!("{} (gave up after {attempt} attempts)", failure.message),
+                kind: FailureKind::Fatal,
+                retry_after: None,
+            });
+        }
+        if failure.retry_after.is_some_and(|w| w > policy.max_wait) {
+            return Err(Failure {
+                message: format!(
+                    "{} (the destination asked to wait {}s, longer than ebb waits)",
+                    failure.message,
+                    failure.retry_after.map_or(0, |w| w.as_secs())
+                ),
+                kind: FailureKind::Fatal,
+                retry_after: None,
+            });
+        }
+        if cx.cancel.load(Ordering::Relaxed) {
+            return Err(Failure::fatal(format!(
+                "{} (interrupted while retrying)",
+                failure.message
+            )));
+        }
+        stats.retries.fetch_add(1, Ordering::Relaxed);
+        tokio::time::sleep(policy.wait(attempt, failure.retry_after)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn modes_decide_what_is_sent() {
+        assert_eq!(classify(Mode::Insert, None, 1, false), Some(Op::Insert));
+        assert_eq!(classify(Mode::Insert, Some(2), 1, false), None);
+        assert_eq!(classify(Mode::Update, None, 1, false), None);
+        assert_eq!(classify(Mode::Update, Some(2), 1, false), Some(Op::Update));
+        assert_eq!(classify(Mode::Upsert, Some(1), 1, false), None);
+        assert_eq!(classify(Mode::Upsert, Some(1), 1, true), Some(Op::Update));
+        assert_eq!(classify(Mode::Mirror, None, 1, false), Some(Op::Insert));
+    }
+
+    #[test]
+    fn guards_count_and_percent() {
+        assert!(tripped(Some(Threshold::Count(10)), 11, 100).is_some());
+        assert!(tripped(Some(Threshold::Count(10)), 10, 100).is_none());
+        assert!(tripped(Some(Threshold::Percent(5.0)), 6, 100).is_some());
+        assert!(tripped(Some(Threshold::Percent(5.0)), 5, 100).is_none());
+        // Nothing delivered yet: a percentage has nothing to be a percentage of.
+        assert!(tripped(Some(Threshold::Percent(5.0)), 500, 0).is_none());
+    }
+
+    #[test]
+    fn backoff_grows_and_honours_retry_after() {
+        let p = RetryPolicy::default();
+        let w1 = p.wait(1, None);
+        assert!(w1 >= Duration::from_millis(200) && w1 <= Duration::from_millis(400));
+        assert!(p.wait(10, None) <= p.cap);
+        assert_eq!(
+            p.wait(1, Some(Duration::from_secs(3))),
+            Duration::from_secs(3)
+        );
+    }
+}
