@@ -34,6 +34,7 @@ pub fn build(
                 "failures": if node.is_some_and(|n| n.resource_type == crate::graph::ResourceType::Test) { o.rows } else { None },
                 "timing": [{"name": "execute", "started_at": o.started_at, "completed_at": o.completed_at}],
                 "execution_time": o.execution_time,
+                "detail": o.detail,
             })
         })
         .collect();

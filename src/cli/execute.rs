@@ -260,7 +260,6 @@ pub(super) fn execute(
                         plan: false,
                         full_refresh: args.full_refresh,
                         skip_guards: args.skip_guards.iter().cloned().collect(),
-                        retry: Default::default(),
                     },
                     control.stop.clone(),
                     printer,

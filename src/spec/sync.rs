@@ -284,6 +284,9 @@ pub struct DestinationSpec {
     pub path: String,
     #[serde(skip)]
     pub line: usize,
+    /// The line of each setting, for messages at run time.
+    #[serde(skip)]
+    pub setting_lines: BTreeMap<String, usize>,
 }
 
 /// What a destination type needs and allows.
@@ -356,6 +359,7 @@ const COMMON_DESTINATION_KEYS: &[&str] = &[
     "rate_limit",
     "description",
     "max_concurrency",
+    "max_retries",
 ];
 
 /// Lists the settings under `key` (itself, or nested entries such as `headers: {Authorization:
@@ -931,8 +935,10 @@ pub fn parse_destinations(
             }
         }
         let mut settings = BTreeMap::new();
+        let mut setting_lines = BTreeMap::new();
         for (k, v) in body {
             let Some(k) = scalar(k) else { continue };
+            setting_lines.insert(k.clone(), cx.locator.find(&format!("{at}.{k}")).line);
             let text = match v {
                 Value::Mapping(_) | Value::Sequence(_) => {
                     serde_json::to_string(v).unwrap_or_default()
@@ -967,6 +973,7 @@ pub fn parse_destinations(
                 line: cx.locator.find(&at).line,
                 path: path.to_string(),
                 settings,
+                setting_lines,
                 name,
             });
         }

@@ -44,6 +44,7 @@ pub struct Lane {
     pub connector: Arc<dyn Connector>,
     permits: Arc<Semaphore>,
     limiter: Option<Arc<Limiter>>,
+    retry: RetryPolicy,
 }
 
 impl Lane {
@@ -55,7 +56,16 @@ impl Lane {
             .and_then(|v| v.trim().parse::<usize>().ok())
             .unwrap_or_else(|| connector.default_concurrency())
             .max(1);
+        let mut retry = RetryPolicy::default();
+        if let Some(n) = destination
+            .settings
+            .get("max_retries")
+            .and_then(|v| v.trim().parse::<u32>().ok())
+        {
+            retry.attempts = n + 1;
+        }
         Lane {
+            retry,
             permits: Arc::new(Semaphore::new(concurrency)),
             limiter: destination
                 .rate_limit
@@ -93,7 +103,10 @@ impl RetryPolicy {
         if let Some(asked) = asked {
             return asked;
         }
-        let exp = self.base.saturating_mul(1 << attempt.min(16)).min(self.cap);
+        let exp = self
+            .base
+            .saturating_mul(1 << attempt.saturating_sub(1).min(16))
+            .min(self.cap);
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.subsec_nanos());
@@ -131,7 +144,6 @@ pub struct Options {
     pub full_refresh: bool,
     /// Syncs whose guards are lifted for this run.
     pub skip_guards: HashSet<String>,
-    pub retry: RetryPolicy,
 }
 
 /// Who started the run, for run history.
@@ -771,10 +783,12 @@ impl Sender {
         let sync_limiter = self.sync_limiter.clone();
         let (key_is_match, clear_rejects) = (self.key_is_match, self.clear_rejects);
         running.spawn(async move {
+            // The permit is held until the batch is recorded: at most `concurrency` batches
+            // are ever delivered but not yet in state (what a kill can make ebb send twice).
+            let _permit = permit;
             let answer =
                 send_with_retries(&cx, &lane, sync_limiter.as_deref(), &shape, &batch, &stats)
                     .await;
-            drop(permit);
             let answer = match answer {
                 Ok(a) => a,
                 Err(f) if f.kind == FailureKind::Rejected => Answer {
@@ -853,7 +867,7 @@ async fn send_with_retries(
     batch: &Batch,
     stats: &Stats,
 ) -> Result<Answer, Failure> {
-    let policy = cx.options.retry;
+    let policy = lane.retry;
     let mut attempt = 0;
     loop {
         if let Some(l) = &lane.limiter {
@@ -927,7 +941,9 @@ mod tests {
     fn backoff_grows_and_honours_retry_after() {
         let p = RetryPolicy::default();
         let w1 = p.wait(1, None);
-        assert!(w1 >= Duration::from_millis(200) && w1 <= Duration::from_millis(400));
+        assert!(w1 >= Duration::from_millis(100) && w1 <= Duration::from_millis(200));
+        let w3 = p.wait(3, None);
+        assert!(w3 >= Duration::from_millis(400) && w3 <= Duration::from_millis(800));
         assert!(p.wait(10, None) <= p.cap);
         assert_eq!(
             p.wait(1, Some(Duration::from_secs(3))),

@@ -36,9 +36,11 @@ pub fn resolve(dest: &DestinationSpec, env: &Environment<'static>) -> Result<Set
         }
         env.render_str(text, ()).map_err(|e| {
             let detail = e.detail().map_or_else(|| e.kind().to_string(), str::to_string);
+            let top = key.split('.').next().unwrap_or(key);
+            let line = dest.setting_lines.get(top).copied().unwrap_or(dest.line);
             format!(
-                "{}:{}: destination `{}`: cannot read `{key}`: {detail}; set the variable where ebb runs (nothing was sent)",
-                dest.path, dest.line, dest.name
+                "{}:{line}: destination `{}`: cannot read `{key}`: {detail}; set the variable where ebb runs (nothing was sent)",
+                dest.path, dest.name
             )
         })
     };

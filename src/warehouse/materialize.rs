@@ -77,10 +77,23 @@ pub async fn materialize(
                 _ => format!("create table {tmp} as\n{}", body(sql)),
             };
             let mut rows = wh.execute(&create).await?;
-            if let Some(kind) = existing {
-                wh.execute(&drop_sql(wh, kind, rel)).await?;
+            // The swap runs on one connection, in one transaction. SQLite checks a rename's
+            // target name against the connection's cached schema when the statement is
+            // prepared, so a pooled connection that has not seen the drop made elsewhere would
+            // refuse it: reading sqlite_master first refreshes that cache.
+            let mut swap = Vec::new();
+            if wh.adapter() == "sqlite" {
+                let master = format!(
+                    "select count(*) from \"{}\".sqlite_master",
+                    rel.schema.replace('"', "\"\"")
+                );
+                swap.push((master, Vec::new()));
             }
-            wh.execute(&rename_sql(wh, &tmp, rel)).await?;
+            if let Some(kind) = existing {
+                swap.push((drop_sql(wh, kind, rel), Vec::new()));
+            }
+            swap.push((rename_sql(wh, &tmp, rel), Vec::new()));
+            wh.execute_batch(&swap).await?;
             if rows == 0 {
                 let n = wh.count(&format!("select count(*) from {rel}")).await?;
                 rows = u64::try_from(n).unwrap_or(0);

@@ -10,6 +10,8 @@ const COMMANDS: &[&str] = &[
     "ls",
     "seed",
     "run",
+    "plan",
+    "status",
     "test",
     "build",
     "docs",

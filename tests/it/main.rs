@@ -9,4 +9,5 @@ mod errors;
 mod git;
 mod init;
 mod ls;
+mod syncs;
 mod warehouse;

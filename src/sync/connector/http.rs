@@ -321,9 +321,13 @@ impl Connector for HttpConnector {
                 } else {
                     "dropped the connection"
                 };
-                let detail = std::error::Error::source(&e)
-                    .map(ToString::to_string)
-                    .unwrap_or_else(|| e.to_string());
+                // The innermost cause says what happened ("Connection refused").
+                let mut detail = e.to_string();
+                let mut cause = std::error::Error::source(&e);
+                while let Some(c) = cause {
+                    detail = c.to_string();
+                    cause = c.source();
+                }
                 Failure::transient(self.redact(&format!("{url} {what}: {detail}")))
             })?;
         let status = response.status().as_u16();

@@ -164,3 +164,4 @@ pub fn run_ebb(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
         dir: dir.to_path_buf(),
     }
 }
+pub mod sink;
