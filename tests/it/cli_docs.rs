@@ -15,6 +15,7 @@ const COMMANDS: &[&str] = &[
     "docs",
     "docs generate",
     "docs serve",
+    "diff",
 ];
 
 fn help(args: &[&str]) -> String {
