@@ -30,9 +30,16 @@ impl Revision {
     /// Returns how the revision is named in reports: `main (1a2b3c4)`, or `the work tree`.
     pub fn label(&self) -> String {
         let short = self.commit.as_deref().map(|c| &c[..c.len().min(7)]);
+        // A revision written as a commit id is shown as the short id alone.
+        let is_id = |rev: &str| {
+            self.commit
+                .as_deref()
+                .is_some_and(|c| c.starts_with(&rev.to_ascii_lowercase()))
+        };
         match (&self.rev, short) {
-            (Some(rev), Some(c)) if !c.starts_with(rev.as_str()) => format!("{rev} ({c})"),
-            (Some(rev), _) => rev.clone(),
+            (Some(rev), Some(c)) if is_id(rev) => c.to_string(),
+            (Some(rev), Some(c)) => format!("{rev} ({c})"),
+            (Some(rev), None) => rev.clone(),
             (None, _) if self.dirty => "the work tree (uncommitted changes)".into(),
             (None, Some(c)) => format!("the work tree ({c})"),
             (None, None) => "the work tree".into(),
@@ -456,10 +463,23 @@ fn destination_details(old: &Node, new: &Node) -> Vec<String> {
         out.push(format!("allow_pii: {} → {}", a.allow_pii, b.allow_pii));
     }
     if a.rate_limit != b.rate_limit {
-        out.push("rate_limit changed".into());
+        let show = |r: &Option<crate::spec::sync::RateLimit>| {
+            r.map_or("(none)".to_string(), |r| {
+                format!("{}/{}s", r.count, r.per_seconds)
+            })
+        };
+        out.push(format!(
+            "rate_limit: {} → {}",
+            show(&a.rate_limit),
+            show(&b.rate_limit)
+        ));
     }
     let keys: BTreeSet<&String> = a.settings.keys().chain(b.settings.keys()).collect();
-    for k in keys {
+    // `type`, `allow_pii` and `rate_limit` are reported above.
+    for k in keys
+        .into_iter()
+        .filter(|k| !["type", "allow_pii", "rate_limit"].contains(&k.as_str()))
+    {
         match (a.settings.get(k), b.settings.get(k)) {
             (None, Some(_)) => out.push(format!("setting `{k}` added")),
             (Some(_), None) => out.push(format!("setting `{k}` removed")),
