@@ -5,12 +5,23 @@ use std::time::Instant;
 
 use serde_json::json;
 
+use clap::Args;
+
 use super::settings::Settings;
-use super::ProjectArgs;
+use super::{ProjectArgs, RevArgs};
 use crate::compile::{self, Compilation};
 use crate::error::Error;
 use crate::graph::select;
 use crate::output::{self, Format, Printer};
+
+/// Flags of `ebb compile`.
+#[derive(Debug, Args)]
+pub struct CompileArgs {
+    #[command(flatten)]
+    pub project: ProjectArgs,
+    #[command(flatten)]
+    pub rev: RevArgs,
+}
 
 /// Compiles the project of `settings` and prints its diagnostics. Returns the compilation when
 /// it has no errors; otherwise the errors are printed and `Error::Project` is returned.
@@ -18,7 +29,7 @@ pub(super) fn compile_project(
     settings: &Settings,
     printer: &Printer,
 ) -> Result<Compilation, Error> {
-    let compilation = compile::compile(&settings.source, settings.options.clone())?;
+    let mut compilation = compile::compile(&settings.source, settings.options.clone())?;
     printer.diagnostics(&compilation.diagnostics, &|p| compilation.text_of(p));
     for line in &compilation.logs {
         printer.message(line);
@@ -40,7 +51,33 @@ pub(super) fn compile_project(
         }
         return Err(Error::Project { errors });
     }
+    if let Some(rev) = &settings.state {
+        compare_with_state(&mut compilation, rev, settings, printer)?;
+    }
     Ok(compilation)
+}
+
+/// Compiles the project at the `--state` revision and records on the graph which nodes are new
+/// or modified since, for `state:` selectors.
+fn compare_with_state(
+    compilation: &mut Compilation,
+    rev: &str,
+    settings: &Settings,
+    printer: &Printer,
+) -> Result<(), Error> {
+    let source = crate::project::GitSource::open(&settings.project_dir, rev)?;
+    let base = compile::compile(&source, settings.options.clone())?;
+    let errors = base.diagnostics.iter().filter(|d| d.is_error()).count();
+    if errors > 0 {
+        printer.message(&format!(
+            "warning: the project at `--state {rev}` has {errors} error(s); nodes it could not build count as new"
+        ));
+    }
+    let state = crate::diff::state(rev, &base, compilation, &settings.options.vars);
+    if let Some(graph) = compilation.graph.as_mut() {
+        graph.state = Some(state);
+    }
+    Ok(())
 }
 
 /// Returns the target directory of the compiled project.
@@ -81,9 +118,9 @@ pub(super) fn write_json(path: &std::path::Path, value: &serde_json::Value) -> R
 }
 
 /// Runs `ebb compile`.
-pub(super) fn run(args: &ProjectArgs, printer: &Printer) -> Result<(), Error> {
+pub(super) fn run(args: &CompileArgs, printer: &Printer) -> Result<(), Error> {
     let started = Instant::now();
-    let settings = Settings::resolve(args)?;
+    let settings = Settings::resolve(&args.project)?.at_revision(args.rev.rev.as_deref())?;
     let compilation = compile_project(&settings, printer)?;
     let (Some(graph), Some(_)) = (&compilation.graph, &compilation.project) else {
         return Err(Error::Io("compilation produced no graph".into()));

@@ -23,6 +23,9 @@ pub struct WarehouseArgs {
     /// How many nodes to run at once (default: the target's `threads`)
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
+    /// Refuse to run unless the project is in a git work tree with no uncommitted changes
+    #[arg(long)]
+    pub require_clean: bool,
 }
 
 /// Returns a multi-threaded tokio runtime for one command.

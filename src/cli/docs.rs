@@ -9,7 +9,7 @@ use serde_json::json;
 
 use super::compile::{compile_project, settings_target, write_artifacts, write_json};
 use super::settings::Settings;
-use super::ProjectArgs;
+use super::{ProjectArgs, RevArgs};
 use crate::error::Error;
 use crate::graph::select;
 use crate::lineage::{export, openlineage, project::ProjectLineage, site};
@@ -19,9 +19,18 @@ use crate::output::{Format, Printer};
 #[derive(Debug, Subcommand)]
 pub enum DocsCommand {
     /// Write lineage (JSON, Mermaid, DOT, OpenLineage) and the docs site under target/
-    Generate(ProjectArgs),
+    Generate(GenerateArgs),
     /// Serve target/docs on localhost
     Serve(ServeArgs),
+}
+
+/// Flags of `ebb docs generate`.
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    #[command(flatten)]
+    pub project: ProjectArgs,
+    #[command(flatten)]
+    pub rev: RevArgs,
 }
 
 /// Flags of `ebb docs serve`.
@@ -43,8 +52,8 @@ pub(super) fn run(command: &DocsCommand, printer: &Printer) -> Result<(), Error>
     }
 }
 
-fn generate(args: &ProjectArgs, printer: &Printer) -> Result<(), Error> {
-    let settings = Settings::resolve(args)?;
+fn generate(args: &GenerateArgs, printer: &Printer) -> Result<(), Error> {
+    let settings = Settings::resolve(&args.project)?.at_revision(args.rev.rev.as_deref())?;
     let compilation = compile_project(&settings, printer)?;
     let (Some(graph), Some(project), Some(target)) = (
         &compilation.graph,

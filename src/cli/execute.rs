@@ -147,6 +147,9 @@ pub(super) fn execute(
 ) -> Result<(), Error> {
     let started = Instant::now();
     let settings = Settings::resolve(&args.project)?;
+    if args.require_clean {
+        settings.require_clean()?;
+    }
     let compilation = compile_project(&settings, printer)?;
     let graph = compilation
         .graph

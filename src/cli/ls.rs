@@ -5,7 +5,7 @@ use serde_json::json;
 
 use super::compile::compile_project;
 use super::settings::Settings;
-use super::ProjectArgs;
+use super::{ProjectArgs, RevArgs};
 use crate::error::Error;
 use crate::graph::{select, Node, ResourceType};
 use crate::output::{Format, Printer};
@@ -15,6 +15,8 @@ use crate::output::{Format, Printer};
 pub struct LsArgs {
     #[command(flatten)]
     pub project: ProjectArgs,
+    #[command(flatten)]
+    pub rev: RevArgs,
     /// Only list nodes of this type: model, seed, source or test
     #[arg(long, value_name = "TYPE")]
     pub resource_type: Option<String>,
@@ -60,7 +62,7 @@ pub(super) fn run(args: &LsArgs, printer: &Printer) -> Result<(), Error> {
             )
         })?),
     };
-    let settings = Settings::resolve(&args.project)?;
+    let settings = Settings::resolve(&args.project)?.at_revision(args.rev.rev.as_deref())?;
     let compilation = compile_project(&settings, printer)?;
     let Some(graph) = &compilation.graph else {
         return Err(Error::Io("compilation produced no graph".into()));

@@ -4,6 +4,7 @@
 
 mod compile;
 mod connect;
+mod diff;
 mod docs;
 
 mod execute;
@@ -58,7 +59,7 @@ pub enum Command {
     /// Create a working starter project in DIR
     Init(init::InitArgs),
     /// Compile the project without touching the warehouse
-    Compile(ProjectArgs),
+    Compile(compile::CompileArgs),
     /// List the selected nodes
     #[command(alias = "list")]
     Ls(ls::LsArgs),
@@ -77,6 +78,8 @@ pub enum Command {
     /// Generate lineage and the docs site, or serve it
     #[command(subcommand)]
     Docs(docs::DocsCommand),
+    /// Report what changed between two git revisions: nodes, sync fields, PII flows, impact
+    Diff(diff::DiffArgs),
 }
 
 /// Flags of commands that read a project.
@@ -100,6 +103,17 @@ pub struct ProjectArgs {
     /// Nodes to leave out, in the same syntax as --select
     #[arg(long, num_args = 1.., value_name = "SELECTOR")]
     pub exclude: Vec<String>,
+    /// Git revision that `state:modified` and `state:new` selectors compare against
+    #[arg(long, value_name = "REV")]
+    pub state: Option<String>,
+}
+
+/// The `--rev` flag of commands that only read the project.
+#[derive(Debug, Args, Clone)]
+pub struct RevArgs {
+    /// Read the project from this git revision (commit, branch, tag) instead of the work tree
+    #[arg(long, value_name = "REV")]
+    pub rev: Option<String>,
 }
 
 /// Runs the parsed command line and returns the error that decides the exit code.
@@ -158,6 +172,7 @@ pub fn run(cli: Cli) -> Result<(), (Error, Printer)> {
         Command::Docs(command) => docs::run(&command, &printer),
         Command::Plan(args) => plan::run(&args, &printer),
         Command::Status(args) => status::run(&args, &printer),
+        Command::Diff(args) => diff::run(&args, &printer),
         Command::Build(args) => {
             let kinds = Kinds {
                 seeds: true,

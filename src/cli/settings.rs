@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use crate::artifacts::manifest::Invocation;
 use crate::compile::{Options, ProfilesText};
 use crate::error::Error;
-use crate::project::DirSource;
+use crate::project::{DirSource, GitSource, RevisionError, Source};
 
 use super::ProjectArgs;
 
@@ -15,7 +15,10 @@ use super::ProjectArgs;
 #[derive(Debug)]
 pub struct Settings {
     pub project_dir: PathBuf,
-    pub source: DirSource,
+    /// Where the project is read from: the work tree, or a git revision with `--rev`.
+    pub source: Source,
+    /// `--state`: the git revision `state:` selectors compare against.
+    pub state: Option<String>,
     pub options: Options,
     pub invocation: Invocation,
     pub select: Vec<String>,
@@ -65,7 +68,8 @@ impl Settings {
         };
         Ok(Settings {
             project_dir: args.project_dir.clone(),
-            source: DirSource::new(&args.project_dir),
+            source: Source::Dir(DirSource::new(&args.project_dir)),
+            state: args.state.clone(),
             options: Options {
                 vars,
                 env,
@@ -76,6 +80,58 @@ impl Settings {
             select: args.select.clone(),
             exclude: args.exclude.clone(),
         })
+    }
+}
+
+impl Settings {
+    /// Reads the project from the git revision `rev` instead of the work tree (when given);
+    /// artifacts then record that commit, never dirty.
+    pub fn at_revision(mut self, rev: Option<&str>) -> Result<Settings, Error> {
+        if let Some(rev) = rev {
+            let source = GitSource::open(&self.project_dir, rev)?;
+            self.invocation.git = Some(source.git_info());
+            self.source = Source::Git(source);
+        }
+        Ok(self)
+    }
+
+    /// Fails unless the project is in a git work tree without uncommitted changes
+    /// (`--require-clean`).
+    pub fn require_clean(&self) -> Result<(), Error> {
+        match &self.invocation.git {
+            Some(git) if !git.dirty => Ok(()),
+            Some(_) => Err(Error::usage(
+                "the work tree has uncommitted changes and `--require-clean` is set; nothing was run",
+                "commit or stash the changes (`git status` lists them), or drop `--require-clean`",
+            )),
+            None => Err(Error::usage(
+                format!(
+                    "`{}` is not in a git work tree, so `--require-clean` cannot tell what is committed; nothing was run",
+                    self.project_dir.display()
+                ),
+                "run from a git checkout, or drop `--require-clean`",
+            )),
+        }
+    }
+}
+
+impl From<RevisionError> for Error {
+    fn from(e: RevisionError) -> Self {
+        let hint = match &e {
+            RevisionError::NotARepository { .. } => {
+                "`--rev`, `--state` and `ebb diff` read git history: run them in a git work tree"
+                    .to_string()
+            }
+            RevisionError::Unknown { .. } => "name a commit, branch or tag: `git log --oneline` and `git branch -a` list them; a shallow clone (CI) may need the full history (`fetch-depth: 0`)".to_string(),
+            RevisionError::NotACommit { .. } => "name a commit, branch or tag".to_string(),
+            RevisionError::NoProjectDir { .. } => {
+                "the project was added after this revision, or moved; pick a later revision".to_string()
+            }
+            RevisionError::Read { .. } => {
+                return Error::Io(e.to_string());
+            }
+        };
+        Error::usage(e.to_string(), hint)
     }
 }
 

@@ -7,7 +7,7 @@ mod nodes;
 mod resolve;
 mod syncs;
 
-pub use syncs::MASKING_FILTERS;
+pub use syncs::{is_masked, is_pii, MASKING_FILTERS};
 
 mod tests;
 

@@ -16,6 +16,25 @@ use crate::spec::sync::{self, Mode, DESTINATION_TYPES};
 /// Filters that hide a value well enough to send PII.
 pub const MASKING_FILTERS: &[&str] = &["mask", "sha256", "hash", "redact"];
 
+/// Tells whether `model` documents `column` as PII (`meta: {pii: true}` in its schema YAML).
+pub fn is_pii(model: &Node, column: &str) -> bool {
+    model
+        .columns
+        .iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case(column))
+        .and_then(|(_, col)| col.meta.get("pii"))
+        .and_then(serde_json::Value::as_bool)
+        .unwrap_or(false)
+}
+
+/// Tells whether a mapping hides its value with one of the [`MASKING_FILTERS`].
+pub fn is_masked(mapping: &sync::Mapping) -> bool {
+    mapping
+        .filters()
+        .iter()
+        .any(|f| MASKING_FILTERS.contains(&f.as_str()))
+}
+
 fn at(node: &Node, key: &str) -> Span {
     let (line, column) = node
         .sync
@@ -419,19 +438,9 @@ pub(crate) fn validate(
                 if dest.allow_pii {
                     continue;
                 }
-                let masked = m
-                    .filters()
-                    .iter()
-                    .any(|f| MASKING_FILTERS.contains(&f.as_str()));
+                let masked = is_masked(m);
                 for c in m.columns() {
-                    let pii = model
-                        .columns
-                        .iter()
-                        .find(|(name, _)| name.eq_ignore_ascii_case(&c))
-                        .and_then(|(_, col)| col.meta.get("pii"))
-                        .and_then(serde_json::Value::as_bool)
-                        .unwrap_or(false);
-                    if pii && !masked {
+                    if is_pii(model, &c) && !masked {
                         diagnostics.push(
                             Diagnostic::new(Code::PiiUnmasked, Span::at(&node.original_file_path, m.line, m.column), format!("sync `{}` sends PII column `{c}` unmasked to destination `{}`", spec.name, spec.destination))
                                 .label(format!("`{c}` has `meta: {{pii: true}}`"))

@@ -4,6 +4,7 @@
 pub mod config;
 pub mod node;
 pub mod select;
+pub mod state;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
@@ -17,6 +18,9 @@ pub use node::{Node, ResourceType};
 #[derive(Debug)]
 pub struct Graph {
     pub nodes: BTreeMap<String, Node>,
+    /// The comparison with `--state REV`, when the command line asked for one; the `state:`
+    /// selectors read it. It rides on the graph so every command's selection sees it.
+    pub state: Option<state::State>,
     dag: DiGraph<String, ()>,
     index: HashMap<String, NodeIndex>,
 }
@@ -38,7 +42,12 @@ impl Graph {
                 }
             }
         }
-        let graph = Graph { nodes, dag, index };
+        let graph = Graph {
+            nodes,
+            state: None,
+            dag,
+            index,
+        };
         let diagnostics = graph.cycles();
         (graph, diagnostics)
     }

@@ -1,5 +1,6 @@
 //! dbt's node selection syntax: `name`, `+name`, `name+`, `2+name`, `name+1`, `@name`,
-//! `tag:`, `path:`, `resource_type:`, `source:`, `sync:`, `destination:`, `fqn:`, `config.<key>:`; values separated by
+//! `tag:`, `path:`, `resource_type:`, `source:`, `sync:`, `destination:`, `fqn:`, `config.<key>:`,
+//! and `state:new` / `state:modified[.<change>]` against `--state REV`; values separated by
 //! spaces are a union, atoms joined by commas an intersection, and `--exclude` takes the same
 //! syntax. Tests attached to a selected node are selected with it (dbt's eager indirect
 //! selection).
@@ -8,6 +9,7 @@ use std::collections::BTreeSet;
 
 use petgraph::Direction;
 
+use super::state::State;
 use super::{Graph, Node, ResourceType};
 
 /// The selector methods, for messages and suggestions.
@@ -21,6 +23,7 @@ pub const METHODS: &[&str] = &[
     "source",
     "fqn",
     "config",
+    "state",
 ];
 
 /// A selector that cannot be parsed or names an unknown method.
@@ -98,6 +101,11 @@ fn parse_atom(text: &str) -> Result<Atom, SelectError> {
     if value.is_empty() {
         return Err(err("a method needs a value, like `tag:nightly`"));
     }
+    if method == "state" && State::default().matches(&value, "").is_none() {
+        return Err(err(
+            "states are `new`, `modified` and `modified.<change>` with a change of body, configs, macros, vars or schema",
+        ));
+    }
     if method == "resource_type" && ResourceType::parse(&value).is_none() {
         return Err(err(
             "resource types are model, seed, source, test, sync and destination",
@@ -138,9 +146,10 @@ fn glob(pattern: &str, text: &str) -> bool {
     p[pi..].iter().all(|c| *c == '*')
 }
 
-fn matches(atom: &Atom, node: &Node) -> bool {
+fn matches(atom: &Atom, node: &Node, state: Option<&State>) -> bool {
     let v = atom.value.as_str();
     match atom.method.as_str() {
+        "state" => state.is_some_and(|s| s.matches(v, &node.unique_id) == Some(true)),
         "name" => glob(v, &node.name) || glob(v, &node.display_name()) || fqn_matches(v, &node.fqn),
         "fqn" => fqn_matches(v, &node.fqn),
         "tag" => node.config.tags().iter().any(|t| glob(v, t)),
@@ -183,10 +192,16 @@ fn fqn_matches(pattern: &str, fqn: &[String]) -> bool {
     })
 }
 
-fn select_atom(graph: &Graph, atom: &Atom) -> BTreeSet<String> {
+fn select_atom(graph: &Graph, atom: &Atom) -> Result<BTreeSet<String>, SelectError> {
+    if atom.method == "state" && graph.state.is_none() {
+        return Err(SelectError {
+            selector: format!("state:{}", atom.value),
+            reason: "`state:` selectors compare with a git revision: pass `--state REV`".into(),
+        });
+    }
     let mut out = BTreeSet::new();
     for (id, node) in &graph.nodes {
-        if !matches(atom, node) {
+        if !matches(atom, node, graph.state.as_ref()) {
             continue;
         }
         out.insert(id.clone());
@@ -204,7 +219,7 @@ fn select_atom(graph: &Graph, atom: &Atom) -> BTreeSet<String> {
             }
         }
     }
-    out
+    Ok(out)
 }
 
 fn select_spec(graph: &Graph, specs: &[String]) -> Result<BTreeSet<String>, SelectError> {
@@ -213,7 +228,7 @@ fn select_spec(graph: &Graph, specs: &[String]) -> Result<BTreeSet<String>, Sele
         let mut intersection: Option<BTreeSet<String>> = None;
         for part in spec.split(',') {
             let atom = parse_atom(part)?;
-            let found = select_atom(graph, &atom);
+            let found = select_atom(graph, &atom)?;
             intersection = Some(match intersection {
                 None => found,
                 Some(prev) => prev.intersection(&found).cloned().collect(),
@@ -336,6 +351,46 @@ mod tests {
             ["a", "b", "c", "unique_c_id"],
             "@ includes ancestors"
         );
+    }
+
+    #[test]
+    fn state_selectors_read_the_comparison_on_the_graph() {
+        let mut g = graph();
+        let sel = |g: &Graph, s: &str| -> Result<Vec<String>, SelectError> {
+            Ok(
+                select(g, &[s.to_string()], &["resource_type:test".to_string()])?
+                    .into_iter()
+                    .map(|id| id.rsplit('.').next().unwrap_or_default().to_string())
+                    .collect(),
+            )
+        };
+        let err = sel(&g, "state:modified").unwrap_err();
+        assert!(err.reason.contains("--state REV"), "{}", err.reason);
+        g.state = Some(State {
+            rev: "main".into(),
+            new: ["model.p.d".to_string()].into(),
+            modified: [(
+                "model.p.b".to_string(),
+                [crate::graph::state::Change::Macros].into(),
+            )]
+            .into(),
+        });
+        assert_eq!(sel(&g, "state:new").unwrap(), ["d"]);
+        assert_eq!(
+            sel(&g, "state:modified").unwrap(),
+            ["b", "d"],
+            "new counts as modified"
+        );
+        assert_eq!(sel(&g, "state:modified.macros").unwrap(), ["b"]);
+        assert!(sel(&g, "state:modified.body").unwrap().is_empty());
+        assert_eq!(sel(&g, "state:modified+").unwrap(), ["b", "c", "d"]);
+        assert_eq!(
+            sel(&g, "state:modified,tag:nightly").unwrap(),
+            Vec::<String>::new()
+        );
+        assert_eq!(sel(&g, "+state:new,path:models/marts").unwrap(), ["c", "d"]);
+        let err = sel(&g, "state:changed").unwrap_err();
+        assert!(err.reason.contains("modified.<change>"), "{}", err.reason);
     }
 
     #[test]

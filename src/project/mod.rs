@@ -3,6 +3,7 @@
 //! nothing is rendered here.
 
 pub mod git;
+pub mod revision;
 pub mod source;
 
 use std::collections::BTreeMap;
@@ -11,7 +12,8 @@ use rayon::prelude::*;
 
 use crate::diag::{Code, Diagnostic, Span};
 use crate::spec::{self, project::ProjectFile, schema::SchemaFile, Parsed};
-pub use source::{DirSource, ProjectSource};
+pub use revision::{GitSource, RevisionError};
+pub use source::{DirSource, ProjectSource, Source};
 
 /// The destinations file at the project root.
 pub const DESTINATIONS_FILE: &str = "destinations.yml";

@@ -1,5 +1,6 @@
-//! Where project files come from. Today a directory on disk; `--rev` (issue #7) adds a git tree
-//! read from the object store. Everything above this module sees only relative paths and bytes.
+//! Where project files come from: a directory on disk ([`DirSource`]) or a git tree at a
+//! revision ([`super::GitSource`], for `--rev`, `--state` and `ebb diff`). Everything above this
+//! module sees only relative paths and bytes.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -78,6 +79,40 @@ impl ProjectSource for DirSource {
 
     fn root_dir(&self) -> Option<&Path> {
         Some(&self.root)
+    }
+}
+
+/// The source a command reads: the work tree, or a git revision with `--rev`.
+#[derive(Debug)]
+pub enum Source {
+    Dir(DirSource),
+    Git(super::GitSource),
+}
+
+impl Source {
+    fn inner(&self) -> &dyn ProjectSource {
+        match self {
+            Source::Dir(s) => s,
+            Source::Git(s) => s,
+        }
+    }
+}
+
+impl ProjectSource for Source {
+    fn read(&self, rel: &str) -> io::Result<Option<Vec<u8>>> {
+        self.inner().read(rel)
+    }
+
+    fn list(&self, rel_dir: &str, extensions: &[&str]) -> io::Result<Vec<String>> {
+        self.inner().list(rel_dir, extensions)
+    }
+
+    fn describe(&self) -> String {
+        self.inner().describe()
+    }
+
+    fn root_dir(&self) -> Option<&Path> {
+        self.inner().root_dir()
     }
 }
 

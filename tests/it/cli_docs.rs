@@ -17,6 +17,7 @@ const COMMANDS: &[&str] = &[
     "docs",
     "docs generate",
     "docs serve",
+    "diff",
 ];
 
 fn help(args: &[&str]) -> String {

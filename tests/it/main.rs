@@ -4,6 +4,7 @@ mod common;
 
 mod cli_docs;
 mod compile;
+mod diff;
 mod docs;
 mod errors;
 mod git;

@@ -74,7 +74,8 @@ pub fn walk(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
-fn copy_dir(src: &Path, dst: &Path) {
+/// Copies a directory tree, leaving out `target/` and SQLite files.
+pub fn copy_dir(src: &Path, dst: &Path) {
     std::fs::create_dir_all(dst).expect("mkdir");
     for e in std::fs::read_dir(src).expect("read dir").flatten() {
         let name = e.file_name();
@@ -164,4 +165,57 @@ pub fn run_ebb(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
         dir: dir.to_path_buf(),
     }
 }
+
+/// Runs the git CLI in `dir` with no system or global config, a fixed author and fixed dates (so
+/// commit ids are the same on every run), and returns its trimmed stdout.
+pub fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_AUTHOR_NAME", "Test")
+        .env("GIT_AUTHOR_EMAIL", "test@example.com")
+        .env("GIT_COMMITTER_NAME", "Test")
+        .env("GIT_COMMITTER_EMAIL", "test@example.com")
+        .env("GIT_AUTHOR_DATE", "2024-01-01T00:00:00Z")
+        .env("GIT_COMMITTER_DATE", "2024-01-01T00:00:00Z")
+        .output()
+        .expect("git runs");
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Makes `dir` a git repository on branch `main` with everything in it committed (`target/` and
+/// SQLite files ignored); returns the commit id.
+pub fn git_init(dir: &Path) -> String {
+    std::fs::write(
+        dir.join(".gitignore"),
+        "target/\n.ebb/\nexports/\n*.db\n*.db-journal\n*.db-wal\n*.db-shm\n",
+    )
+    .expect("write .gitignore");
+    git(dir, &["init", "-q", "-b", "main"]);
+    git_commit(dir, "first")
+}
+
+/// Commits everything in the work tree of `dir`; returns the commit id.
+pub fn git_commit(dir: &Path, message: &str) -> String {
+    git(dir, &["add", "-A"]);
+    git(dir, &["commit", "-q", "-m", message]);
+    git(dir, &["rev-parse", "HEAD"])
+}
+
+/// Replaces each commit id (and its 7-character short form) with a placeholder.
+pub fn redact_commits(text: &str, commits: &[(&str, &str)]) -> String {
+    let mut out = text.to_string();
+    for (id, name) in commits {
+        out = out.replace(id, name).replace(&id[..7], name);
+    }
+    out
+}
+
 pub mod sink;
