@@ -16,7 +16,7 @@ pub struct Backend {
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
-fn parse_url(url: &str) -> (String, u16, String, String, String) {
+pub fn parse_url(url: &str) -> (String, u16, String, String, String) {
     let rest = url.split_once("://").map_or(url, |(_, r)| r);
     let (auth, rest) = rest.rsplit_once('@').unwrap_or(("", rest));
     let (user, password) = auth.split_once(':').unwrap_or((auth, ""));
