@@ -168,17 +168,11 @@ pub(super) fn execute(
         // A failing test on a sync's model stops the sync, in `run` too.
         ids.extend(syncs::gate_tests(graph, &delivered));
     }
-    let state = match (deliver, delivered.is_empty()) {
-        (Some(_), false) => {
-            let config = compilation
-                .project
-                .as_ref()
-                .map(|p| p.file.state.clone())
-                .unwrap_or_default();
-            Some(syncs::open_state(&settings, &config)?)
-        }
-        _ => None,
-    };
+    let state_config = compilation
+        .project
+        .as_ref()
+        .map(|p| p.file.state.clone())
+        .unwrap_or_default();
     let threads = args.threads.unwrap_or(target.threads).max(1);
 
     // Read every seed before connecting: a broken CSV is reported with nothing touched.
@@ -251,6 +245,12 @@ pub(super) fn execute(
                 }
             }
         });
+        let state = match deliver {
+            Some(_) if !delivered.is_empty() => {
+                Some(syncs::open_state(&settings, &state_config, Some(&wh)).await?)
+            }
+            _ => None,
+        };
         let sync_run = match (deliver, state) {
             (Some(args), Some(state)) => Some(
                 syncs::prepare(

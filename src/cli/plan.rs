@@ -36,7 +36,6 @@ pub(super) fn run(args: &WarehouseArgs, printer: &Printer) -> Result<(), Error> 
         .as_ref()
         .map(|p| p.file.state.clone())
         .unwrap_or_default();
-    let state = syncs::open_state(&settings, &config)?;
     let threads = args
         .threads
         .or(compilation.target.as_ref().map(|t| t.threads))
@@ -45,6 +44,7 @@ pub(super) fn run(args: &WarehouseArgs, printer: &Printer) -> Result<(), Error> 
     let rt = runtime()?;
     let reports: Vec<Report> = rt.block_on(async {
         let wh = connect(&settings, &compilation, printer, threads, &[]).await?;
+        let state = syncs::open_state(&settings, &config, Some(&wh)).await?;
         let options = Options {
             plan: true,
             ..Options::default()

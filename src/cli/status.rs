@@ -10,7 +10,8 @@ use super::ProjectArgs;
 use crate::error::Error;
 use crate::output::{Format, Printer};
 use crate::project::ProjectSource;
-use crate::spec::project::{ProjectFile, PROJECT_FILES};
+use crate::spec::project::{ProjectFile, StateConfig, PROJECT_FILES};
+use crate::sync::state::StateStore;
 
 /// Flags of `ebb status`.
 #[derive(Debug, Args)]
@@ -52,9 +53,33 @@ pub(super) fn run(args: &StatusArgs, printer: &Printer) -> Result<(), Error> {
             "run ebb status in a project directory, or pass --project-dir",
         ));
     };
-    let state = syncs::open_state(&settings, &file.state)?;
+    let rt = super::connect::runtime()?;
+    let (state, wh) = rt.block_on(async {
+        match &file.state {
+            StateConfig::File { .. } => {
+                Ok::<_, Error>((syncs::open_state(&settings, &file.state, None).await?, None))
+            }
+            StateConfig::Warehouse { .. } => {
+                // State in the warehouse: compile to find the target, then connect.
+                let compilation = super::compile::compile_project(&settings, printer)?;
+                let wh = super::connect::connect(&settings, &compilation, printer, 1, &[]).await?;
+                Ok((
+                    syncs::open_state(&settings, &file.state, Some(&wh)).await?,
+                    Some(wh),
+                ))
+            }
+        }
+    })?;
+    let result = rt.block_on(show(args, &state, printer));
+    if let Some(wh) = wh {
+        rt.block_on(wh.close());
+    }
+    result
+}
+
+async fn show(args: &StatusArgs, state: &StateStore, printer: &Printer) -> Result<(), Error> {
     if let Some(sync) = &args.rejected {
-        let rows = state.rejections(sync, 1000).map_err(Error::Io)?;
+        let rows = state.rejections(sync, 1000).await.map_err(Error::Io)?;
         match printer.format {
             Format::Json => printer.json(&json!({
                 "sync": sync,
@@ -71,15 +96,12 @@ pub(super) fn run(args: &StatusArgs, printer: &Printer) -> Result<(), Error> {
         }
         return Ok(());
     }
-    let runs = state.history(args.limit.max(1)).map_err(Error::Io)?;
+    let runs = state.history(args.limit.max(1)).await.map_err(Error::Io)?;
     match printer.format {
         Format::Json => printer.json(&json!({ "runs": runs })),
         Format::Text => {
             if runs.is_empty() {
-                printer.message(&format!(
-                    "no sync has run yet (state file `{}`)",
-                    state.path().display()
-                ));
+                printer.message(&format!("no sync has run yet ({})", state.describe()));
                 return Ok(());
             }
             printer.data(&format!(

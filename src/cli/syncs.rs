@@ -15,7 +15,7 @@ use crate::graph::{Graph, Node, ResourceType};
 use crate::output::{Format, Printer};
 use crate::spec::project::StateConfig;
 use crate::sync::engine::{self, Context, Job, Lane, Options, Report};
-use crate::sync::state::StateStore;
+use crate::sync::state::{FileState, StateStore, WarehouseState};
 use crate::sync::{connector, setup};
 use crate::warehouse::Warehouse;
 
@@ -25,16 +25,26 @@ pub(super) struct Syncs {
     lanes: HashMap<String, Result<Arc<Lane>, String>>,
 }
 
-/// Opens the state store the project asks for.
-pub(super) fn open_state(settings: &Settings, config: &StateConfig) -> Result<StateStore, Error> {
-    match config {
-        StateConfig::File { path } => {
+/// Opens the state store the project asks for: the state file, or the state tables in the
+/// warehouse (`wh`, which must then be given).
+pub(super) async fn open_state(
+    settings: &Settings,
+    config: &StateConfig,
+    wh: Option<&Warehouse>,
+) -> Result<StateStore, Error> {
+    match (config, wh) {
+        (StateConfig::File { path }, _) => {
             let path = settings.project_dir.join(path);
-            StateStore::open(&path).map_err(Error::Io)
+            FileState::open(&path)
+                .map(StateStore::File)
+                .map_err(Error::Io)
         }
-        StateConfig::Warehouse { .. } => Err(Error::usage(
-            "`state: warehouse` is not available in this build",
-            "remove `state:` from ebb_project.yml to keep state in .ebb/state.db",
+        (StateConfig::Warehouse { schema }, Some(wh)) => WarehouseState::open(wh.clone(), schema)
+            .await
+            .map(StateStore::Warehouse)
+            .map_err(|e| Error::usage(e, "see docs/syncs.md, \"State\"")),
+        (StateConfig::Warehouse { .. }, None) => Err(Error::Io(
+            "state in the warehouse needs a warehouse connection".into(),
         )),
     }
 }

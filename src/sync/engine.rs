@@ -297,11 +297,7 @@ pub async fn run(cx: Arc<Context>, job: Job, lane: Option<Arc<Lane>>) -> Report 
     let history = if cx.options.plan {
         None
     } else {
-        let (state, r) = (cx.state.clone(), record.clone());
-        tokio::task::spawn_blocking(move || state.start_run(&r).ok())
-            .await
-            .ok()
-            .flatten()
+        cx.state.start_run(&record).await.ok()
     };
     let result = run_inner(&cx, &job, lane, &mut report).await;
     report.duration = started.elapsed().as_secs_f64();
@@ -329,10 +325,28 @@ pub async fn run(cx: Arc<Context>, job: Job, lane: Option<Arc<Lane>>) -> Report 
             .message
             .clone()
             .filter(|_| report.outcome != Outcome::Success);
-        let state = cx.state.clone();
-        let _ = tokio::task::spawn_blocking(move || state.finish_run(id, &record)).await;
+        let _ = cx.state.finish_run(&id, &record).await;
     }
     report
+}
+
+/// Where the changed rows come from when they are sent.
+enum Changes {
+    /// Kept from the first pass.
+    Buffer(Vec<(Op, Record)>),
+    /// A second pass over the model, compared with what was delivered.
+    SecondPass(Delivered),
+    /// The warehouse's own diff query (`state: warehouse`).
+    Query(String, Vec<&'static str>),
+}
+
+/// What the diff found, before anything is sent.
+struct Diff {
+    changes: Changes,
+    deletes: Vec<Record>,
+    /// Keys delivered before (what percentages in guards are of).
+    base: u64,
+    clear_rejects: bool,
 }
 
 async fn run_inner(
@@ -386,147 +400,34 @@ async fn run_inner(
         types: mapper.field_types(&families),
     };
 
-    // What was delivered, and to where.
-    let state = cx.state.clone();
-    let n = name.clone();
-    let (previous, mut delivered) =
-        tokio::task::spawn_blocking(move || Ok::<_, String>((state.target(&n)?, state.load(&n)?)))
-            .await
-            .map_err(|e| e.to_string())??;
-    if previous.as_ref().is_some_and(|p| *p != job.target) {
-        report.retargeted = true;
-        delivered = Delivered::default();
+    // Where the rows went before.
+    let previous = cx.state.target(&name).await?;
+    report.retargeted = previous.as_ref().is_some_and(|p| *p != job.target);
+    if report.retargeted && !cx.options.plan {
+        cx.state.retarget(&name, &job.target).await?;
     }
-    let base = delivered.rows.len() as u64;
-    let force = cx.options.full_refresh;
 
-    // First pass: count, keep the first changed rows.
-    let mut buffer: Vec<(Op, Record)> = Vec::new();
-    let mut overflow = false;
-    let mut new_keys: HashSet<u128> = HashSet::new();
-    let mut duplicates = 0u64;
-    let mut first_duplicate = None;
-    {
-        let (tx, mut rx) = mpsc::channel::<Chunk>(4);
-        let wh = cx.wh.clone();
-        let model = job.model.clone();
-        let cols = mapper.columns.clone();
-        let fams = families.clone();
-        let reader = tokio::spawn(async move { wh.stream_rows(&model, &cols, &fams, tx).await });
-        while let Some(chunk) = rx.recv().await {
-            let m = mapper.clone();
-            let mapped = tokio::task::spawn_blocking(move || m.map_chunk(chunk))
-                .await
-                .map_err(|e| e.to_string())??;
-            for row in mapped {
-                report.rows += 1;
-                let Mapped::Record(rec) = row else {
-                    report.null_keys += 1;
-                    continue;
-                };
-                let h = key_hash(&rec.key);
-                let before = match delivered.rows.get_mut(&h) {
-                    Some(entry) if entry.1 => {
-                        duplicates += 1;
-                        first_duplicate.get_or_insert_with(|| rec.key.clone());
-                        continue;
-                    }
-                    Some(entry) => {
-                        entry.1 = true;
-                        Some(entry.0)
-                    }
-                    None => {
-                        if !new_keys.insert(h) {
-                            duplicates += 1;
-                            first_duplicate.get_or_insert_with(|| rec.key.clone());
-                            continue;
-                        }
-                        None
-                    }
-                };
-                match classify(spec.mode, before, rec.fingerprint, force) {
-                    None => report.unchanged += 1,
-                    Some(op) => {
-                        match op {
-                            Op::Insert => report.to_insert += 1,
-                            _ => report.to_update += 1,
-                        }
-                        let samples = report.samples.entry(op.as_str().to_string()).or_default();
-                        if samples.len() < SAMPLES {
-                            samples.push(sample(&shape, &rec));
-                        }
-                        if !overflow && !cx.options.plan {
-                            if buffer.len() < BUFFER {
-                                buffer.push((op, rec));
-                            } else {
-                                overflow = true;
-                                buffer = Vec::new();
-                            }
-                        }
-                    }
-                }
-            }
+    let diff = match &cx.state {
+        StateStore::Warehouse(ws) => {
+            warehouse_diff(cx, ws, job, &mapper, &families, &shape, report).await?
         }
-        reader
-            .await
-            .map_err(|e| e.to_string())?
-            .map_err(|e| format!("reading `{}`: {e}", job.model))?;
-    }
-    if duplicates > 0 {
-        return Err(format!(
-            "primary key `{}` is not unique in `{}`: {duplicates} duplicate row(s), the first with key `{}`; nothing was sent",
-            spec.primary_key,
-            job.model,
-            first_duplicate.unwrap_or_default()
-        ));
-    }
-    drop(new_keys);
-
-    // Keys that left the model.
-    let gone: HashSet<u128> = if spec.mode == Mode::Mirror {
-        delivered
-            .rows
-            .iter()
-            .filter(|(_, (_, seen))| !seen)
-            .map(|(h, _)| *h)
-            .collect()
-    } else {
-        HashSet::new()
+        StateStore::File(_) => file_diff(cx, job, &mapper, &families, &shape, report).await?,
     };
-    report.to_delete = gone.len() as u64;
-    let deletes: Vec<(String, Option<String>)> = if gone.is_empty() {
-        Vec::new()
-    } else {
-        let state = cx.state.clone();
-        let n = name.clone();
-        tokio::task::spawn_blocking(move || state.keys_of(&n, &gone))
-            .await
-            .map_err(|e| e.to_string())??
-    };
-    let key_family = families[0];
-    let match_family = shape.types.get(&match_field).copied().unwrap_or(key_family);
-    let delete_records: Vec<Record> = deletes
-        .into_iter()
-        .map(|(key, matched)| Record {
-            match_value: typed(matched.as_deref().unwrap_or(&key), match_family),
-            key,
-            fingerprint: 0,
-            payload: Vec::new(),
-        })
-        .collect();
-    if let Some(samples) = (!delete_records.is_empty()).then(|| {
-        delete_records
-            .iter()
-            .take(SAMPLES)
-            .map(|r| Sample {
-                key: r.key.clone(),
-                fields: [(match_field.clone(), r.match_value.to_json())]
-                    .into_iter()
-                    .collect(),
-            })
-            .collect::<Vec<_>>()
-    }) {
-        report.samples.insert("delete".into(), samples);
+    report.to_delete = diff.deletes.len() as u64;
+    if !diff.deletes.is_empty() {
+        report.samples.insert(
+            "delete".into(),
+            diff.deletes
+                .iter()
+                .take(SAMPLES)
+                .map(|r| Sample {
+                    key: r.key.clone(),
+                    fields: [(match_field.clone(), r.match_value.to_json())]
+                        .into_iter()
+                        .collect(),
+                })
+                .collect(),
+        );
     }
 
     // Guards, judged before anything is sent.
@@ -534,10 +435,10 @@ async fn run_inner(
         let changes = report.to_insert + report.to_update + report.to_delete;
         let guards = &spec.guards;
         let mut why = Vec::new();
-        if let Some(t) = tripped(guards.max_deletes, report.to_delete, base) {
+        if let Some(t) = tripped(guards.max_deletes, report.to_delete, diff.base) {
             why.push(format!("it would delete {t} (guards.max_deletes)"));
         }
-        if let Some(t) = tripped(guards.max_changes, changes, base) {
+        if let Some(t) = tripped(guards.max_changes, changes, diff.base) {
             why.push(format!("it would change {t} (guards.max_changes)"));
         }
         if !why.is_empty() {
@@ -556,33 +457,18 @@ async fn run_inner(
     };
     let total = report.to_insert + report.to_update + report.to_delete;
     cx.progress.start(&name, total);
-    if total == 0 {
-        // Nothing to send; remember the target so a later change of destination is seen.
-        if previous.as_deref() != Some(job.target.as_str()) {
-            let (state, n, t) = (cx.state.clone(), name.clone(), job.target.clone());
-            tokio::task::spawn_blocking(move || state.set_target(&n, &t))
-                .await
-                .map_err(|e| e.to_string())??;
-        }
-        return Ok(());
+    if previous.as_deref() != Some(job.target.as_str()) {
+        cx.state.set_target(&name, &job.target).await?;
     }
-    if report.retargeted {
-        let (state, n, t) = (cx.state.clone(), name.clone(), job.target.clone());
-        tokio::task::spawn_blocking(move || state.retarget(&n, &t))
-            .await
-            .map_err(|e| e.to_string())??;
-    } else {
-        let (state, n, t) = (cx.state.clone(), name.clone(), job.target.clone());
-        tokio::task::spawn_blocking(move || state.set_target(&n, &t))
-            .await
-            .map_err(|e| e.to_string())??;
+    if total == 0 {
+        return Ok(());
     }
     lane.connector
         .prepare(&shape)
         .await
         .map_err(|f| f.message)?;
 
-    // Deliver.
+    // Deliver: changed rows stream in from the source, in batches of one operation each.
     let batch_size = spec
         .batch_size
         .map_or_else(|| lane.connector.default_batch(), |b| b as usize)
@@ -597,75 +483,62 @@ async fn run_inner(
         stats: Arc::new(Stats::default()),
         failed: Arc::new(Mutex::new(None)),
         key_is_match: match_field_is_key(spec, &match_field),
-        clear_rejects: delivered.rejected > 0,
+        clear_rejects: diff.clear_rejects,
     };
+    let (tx, mut rx) = mpsc::channel::<Result<(Op, Record), String>>(batch_size.min(4096) * 2);
+    let producer = tokio::spawn(produce(
+        cx.clone(),
+        job.model.clone(),
+        mapper.clone(),
+        families.clone(),
+        spec.mode,
+        diff.changes,
+        tx,
+    ));
     let mut running = JoinSet::new();
     let mut pending: BTreeMap<Op, Vec<Record>> = BTreeMap::new();
-    let mut push = |op: Op, rec: Record, running: &mut JoinSet<()>| -> Option<Batch> {
-        let _ = running;
+    let mut produced = Ok(());
+    while let Some(item) = rx.recv().await {
+        let (op, rec) = match item {
+            Ok(x) => x,
+            Err(e) => {
+                produced = Err(e);
+                break;
+            }
+        };
         let list = pending.entry(op).or_default();
         list.push(rec);
-        (list.len() >= batch_size).then(|| Batch {
-            op,
-            records: std::mem::take(list),
-        })
-    };
-    if overflow {
-        // Second pass: read the model again and send what changed as it comes.
-        let (tx, mut rx) = mpsc::channel::<Chunk>(4);
-        let wh = cx.wh.clone();
-        let model = job.model.clone();
-        let cols = mapper.columns.clone();
-        let fams = families.clone();
-        let reader = tokio::spawn(async move { wh.stream_rows(&model, &cols, &fams, tx).await });
-        'read: while let Some(chunk) = rx.recv().await {
-            let m = mapper.clone();
-            let mapped = tokio::task::spawn_blocking(move || m.map_chunk(chunk))
-                .await
-                .map_err(|e| e.to_string())??;
-            for row in mapped {
-                let Mapped::Record(rec) = row else { continue };
-                let before = delivered.rows.get(&key_hash(&rec.key)).map(|e| e.0);
-                if let Some(op) = classify(spec.mode, before, rec.fingerprint, force) {
-                    if let Some(batch) = push(op, rec, &mut running) {
-                        if !sender.dispatch(batch, &mut running).await {
-                            break 'read;
-                        }
-                    }
-                }
-            }
-        }
-        drop(rx);
-        let _ = reader.await;
-    } else {
-        for (op, rec) in std::mem::take(&mut buffer) {
-            if let Some(batch) = push(op, rec, &mut running) {
-                if !sender.dispatch(batch, &mut running).await {
-                    break;
-                }
+        if list.len() >= batch_size {
+            let batch = Batch {
+                op,
+                records: std::mem::take(list),
+            };
+            if !sender.dispatch(batch, &mut running).await {
+                break;
             }
         }
     }
-    drop(delivered);
-    let rest: Vec<Batch> = pending
-        .into_iter()
-        .filter(|(_, r)| !r.is_empty())
-        .map(|(op, records)| Batch { op, records })
-        .collect();
-    for batch in rest {
-        if !sender.dispatch(batch, &mut running).await {
-            break;
+    drop(rx);
+    let _ = producer.await;
+    if produced.is_ok() {
+        for (op, records) in pending {
+            if records.is_empty() {
+                continue;
+            }
+            if !sender.dispatch(Batch { op, records }, &mut running).await {
+                break;
+            }
         }
-    }
-    // Deletes go last, after every upsert was answered.
-    while running.join_next().await.is_some() {}
-    for chunk in delete_records.chunks(batch_size) {
-        let batch = Batch {
-            op: Op::Delete,
-            records: chunk.to_vec(),
-        };
-        if !sender.dispatch(batch, &mut running).await {
-            break;
+        // Deletes go last, after every upsert was answered.
+        while running.join_next().await.is_some() {}
+        for chunk in diff.deletes.chunks(batch_size) {
+            let batch = Batch {
+                op: Op::Delete,
+                records: chunk.to_vec(),
+            };
+            if !sender.dispatch(batch, &mut running).await {
+                break;
+            }
         }
     }
     while running.join_next().await.is_some() {}
@@ -677,6 +550,7 @@ async fn run_inner(
     report.rejected = s.rejected.load(Ordering::Relaxed);
     report.requests = s.requests.load(Ordering::Relaxed);
     report.retries = s.retries.load(Ordering::Relaxed);
+    produced?;
     let failed = sender.failed.lock().map(|f| f.clone()).unwrap_or(None);
     if let Some(message) = failed {
         return Err(message);
@@ -697,6 +571,394 @@ async fn run_inner(
         ));
     }
     Ok(())
+}
+
+/// Reads the model and maps each chunk of rows off the async threads, sending the mapped
+/// chunks down a channel.
+fn read_mapped(
+    cx: &Arc<Context>,
+    model: Relation,
+    mapper: Arc<Mapper>,
+    families: Vec<&'static str>,
+    sql: Option<(String, Vec<&'static str>)>,
+) -> (
+    tokio::task::JoinHandle<Result<u64, String>>,
+    mpsc::Receiver<Result<Vec<(Mapped, Vec<Value>)>, String>>,
+) {
+    let (raw_tx, mut raw_rx) = mpsc::channel::<Chunk>(4);
+    let (tx, rx) = mpsc::channel(4);
+    let wh = cx.wh.clone();
+    let reader = tokio::spawn(async move {
+        let read = match sql {
+            Some((sql, kinds)) => wh.stream_query(&sql, &kinds, raw_tx).await,
+            None => {
+                let cols = mapper.columns.clone();
+                let m = mapper.clone();
+                let mapping = tokio::spawn(async move {
+                    while let Some(chunk) = raw_rx.recv().await {
+                        let m = m.clone();
+                        let mapped = tokio::task::spawn_blocking(move || {
+                            m.map_chunk(chunk)
+                                .map(|v| v.into_iter().map(|r| (r, Vec::new())).collect())
+                        })
+                        .await
+                        .map_err(|e| e.to_string())
+                        .and_then(|r| r);
+                        let stop = mapped.is_err();
+                        if tx.send(mapped).await.is_err() || stop {
+                            break;
+                        }
+                    }
+                });
+                let read = wh.stream_rows(&model, &cols, &families, raw_tx).await;
+                let _ = mapping.await;
+                return read.map_err(|e| format!("reading `{model}`: {e}"));
+            }
+        };
+        drop(read);
+        Ok(0)
+    });
+    // The query form maps here: split off the trailing diff columns, map the rest.
+    (reader, rx)
+}
+
+/// Sends the changed rows of `changes` down `tx`.
+async fn produce(
+    cx: Arc<Context>,
+    model: Relation,
+    mapper: Arc<Mapper>,
+    families: Vec<&'static str>,
+    mode: Mode,
+    changes: Changes,
+    tx: mpsc::Sender<Result<(Op, Record), String>>,
+) {
+    let force = cx.options.full_refresh;
+    match changes {
+        Changes::Buffer(rows) => {
+            for row in rows {
+                if tx.send(Ok(row)).await.is_err() {
+                    return;
+                }
+            }
+        }
+        Changes::SecondPass(delivered) => {
+            let (reader, mut rx) = read_mapped(&cx, model, mapper, families, None);
+            while let Some(chunk) = rx.recv().await {
+                let chunk = match chunk {
+                    Ok(c) => c,
+                    Err(e) => {
+                        let _ = tx.send(Err(e)).await;
+                        return;
+                    }
+                };
+                for (row, _) in chunk {
+                    let Mapped::Record(rec) = row else { continue };
+                    let before = delivered.rows.get(&key_hash(&rec.key)).map(|e| e.0);
+                    if let Some(op) = classify(mode, before, rec.fingerprint, force) {
+                        if tx.send(Ok((op, rec))).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+            if let Ok(Err(e)) = reader.await {
+                let _ = tx.send(Err(e)).await;
+            }
+        }
+        Changes::Query(sql, kinds) => {
+            let (raw_tx, mut raw_rx) = mpsc::channel::<Chunk>(4);
+            let wh = cx.wh.clone();
+            let reader = tokio::spawn(async move { wh.stream_query(&sql, &kinds, raw_tx).await });
+            while let Some(chunk) = raw_rx.recv().await {
+                match query_chunk(&mapper, chunk) {
+                    Ok(rows) => {
+                        for row in rows {
+                            if tx.send(Ok(row)).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Err(e)).await;
+                        return;
+                    }
+                }
+            }
+            if let Ok(Err(e)) = reader.await {
+                let _ = tx.send(Err(format!("the diff query: {e}"))).await;
+            }
+        }
+    }
+}
+
+/// Maps rows of the warehouse's diff query: model columns, then `ebb_key`, `ebb_fp`, `ebb_op`.
+/// The fingerprint kept in state is the warehouse's.
+fn query_chunk(mapper: &Mapper, chunk: Chunk) -> Result<Vec<(Op, Record)>, String> {
+    let width = mapper.columns.len();
+    let mut extra = Vec::with_capacity(chunk.len());
+    let mut rows = Vec::with_capacity(chunk.len());
+    for mut row in chunk {
+        let tail = row.split_off(width.min(row.len()));
+        extra.push(tail);
+        rows.push(row);
+    }
+    let mapped = mapper.map_chunk(rows)?;
+    Ok(mapped
+        .into_iter()
+        .zip(extra)
+        .filter_map(|(m, tail)| {
+            let Mapped::Record(mut rec) = m else {
+                return None;
+            };
+            if let Some(Value::Int(fp)) = tail.get(1) {
+                rec.fingerprint = *fp as u64;
+            }
+            let op = match tail.get(2) {
+                Some(Value::Int(0)) => Op::Insert,
+                _ => Op::Update,
+            };
+            Some((op, rec))
+        })
+        .collect())
+}
+
+/// The diff against the state file: one pass over the model in Rust, keeping up to [`BUFFER`]
+/// changed rows.
+async fn file_diff(
+    cx: &Arc<Context>,
+    job: &Job,
+    mapper: &Arc<Mapper>,
+    families: &[&'static str],
+    shape: &Shape,
+    report: &mut Report,
+) -> Result<Diff, String> {
+    let spec = &job.spec;
+    let name = &spec.name;
+    let mut delivered = if report.retargeted {
+        Delivered::default()
+    } else {
+        cx.state.load(name).await?
+    };
+    let base = delivered.count;
+    let force = cx.options.full_refresh;
+    let mut buffer: Vec<(Op, Record)> = Vec::new();
+    let mut overflow = false;
+    let mut new_keys: HashSet<u128> = HashSet::new();
+    let mut duplicates = 0u64;
+    let mut first_duplicate = None;
+    let (reader, mut rx) = read_mapped(
+        cx,
+        job.model.clone(),
+        mapper.clone(),
+        families.to_vec(),
+        None,
+    );
+    while let Some(chunk) = rx.recv().await {
+        for (row, _) in chunk? {
+            report.rows += 1;
+            let Mapped::Record(rec) = row else {
+                report.null_keys += 1;
+                continue;
+            };
+            let h = key_hash(&rec.key);
+            let before = match delivered.rows.get_mut(&h) {
+                Some(entry) if entry.1 => {
+                    duplicates += 1;
+                    first_duplicate.get_or_insert_with(|| rec.key.clone());
+                    continue;
+                }
+                Some(entry) => {
+                    entry.1 = true;
+                    Some(entry.0)
+                }
+                None => {
+                    if !new_keys.insert(h) {
+                        duplicates += 1;
+                        first_duplicate.get_or_insert_with(|| rec.key.clone());
+                        continue;
+                    }
+                    None
+                }
+            };
+            match classify(spec.mode, before, rec.fingerprint, force) {
+                None => report.unchanged += 1,
+                Some(op) => {
+                    match op {
+                        Op::Insert => report.to_insert += 1,
+                        _ => report.to_update += 1,
+                    }
+                    let samples = report.samples.entry(op.as_str().to_string()).or_default();
+                    if samples.len() < SAMPLES {
+                        samples.push(sample(shape, &rec));
+                    }
+                    if !overflow && !cx.options.plan {
+                        if buffer.len() < BUFFER {
+                            buffer.push((op, rec));
+                        } else {
+                            overflow = true;
+                            buffer = Vec::new();
+                        }
+                    }
+                }
+            }
+        }
+    }
+    reader.await.map_err(|e| e.to_string())??;
+    if duplicates > 0 {
+        return Err(duplicate_error(
+            spec,
+            job,
+            duplicates,
+            first_duplicate.unwrap_or_default(),
+        ));
+    }
+    drop(new_keys);
+
+    // Keys that left the model.
+    let gone: HashSet<u128> = if spec.mode == Mode::Mirror {
+        delivered
+            .rows
+            .iter()
+            .filter(|(_, (_, seen))| !seen)
+            .map(|(h, _)| *h)
+            .collect()
+    } else {
+        HashSet::new()
+    };
+    let deletes = if gone.is_empty() {
+        Vec::new()
+    } else {
+        cx.state.keys_of(name, gone).await?
+    };
+    let deletes = delete_records(deletes, shape, families);
+    let clear_rejects = delivered.rejected > 0;
+    Ok(Diff {
+        changes: if overflow {
+            Changes::SecondPass(delivered)
+        } else {
+            Changes::Buffer(buffer)
+        },
+        deletes,
+        base,
+        clear_rejects,
+    })
+}
+
+fn duplicate_error(spec: &SyncSpec, job: &Job, duplicates: u64, first: String) -> String {
+    format!(
+        "primary key `{}` is not unique in `{}`: {duplicates} duplicate row(s), the first with key `{first}`; nothing was sent",
+        spec.primary_key, job.model
+    )
+}
+
+/// Delete records from (key, match value) pairs, typed as the match field's column.
+fn delete_records(
+    keys: Vec<(String, Option<String>)>,
+    shape: &Shape,
+    families: &[&'static str],
+) -> Vec<Record> {
+    let key_family = families.first().copied().unwrap_or("text");
+    let match_family = shape
+        .types
+        .get(&shape.match_field)
+        .copied()
+        .unwrap_or(key_family);
+    keys.into_iter()
+        .map(|(key, matched)| Record {
+            match_value: typed(matched.as_deref().unwrap_or(&key), match_family),
+            key,
+            fingerprint: 0,
+            payload: Vec::new(),
+        })
+        .collect()
+}
+
+/// The diff run by the warehouse (`state: warehouse`): counts first, then the changed rows
+/// stream out of one query when they are sent.
+async fn warehouse_diff(
+    cx: &Arc<Context>,
+    ws: &super::state::WarehouseState,
+    job: &Job,
+    mapper: &Arc<Mapper>,
+    families: &[&'static str],
+    shape: &Shape,
+    report: &mut Report,
+) -> Result<Diff, String> {
+    let spec = &job.spec;
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    for m in &spec.mapping {
+        h.update(m.field.as_bytes());
+        h.update(&[0]);
+        h.update(m.source.as_bytes());
+        h.update(&[1]);
+    }
+    let sql = ws.diff_sql(
+        &spec.name,
+        &job.model,
+        &mapper.columns,
+        families,
+        spec.mode,
+        &format!("{:016x}", h.digest()),
+        cx.options.full_refresh,
+        report.retargeted && cx.options.plan,
+    );
+    let delivered = cx.state.load(&spec.name).await?;
+    let fail = |e: crate::warehouse::Error| format!("the diff query in the warehouse: {e}");
+    let counts = cx
+        .wh
+        .query_rows(&sql.counts, &["integer"; 4])
+        .await
+        .map_err(fail)?;
+    let n = |i: usize| match counts.first().and_then(|r| r.get(i)) {
+        Some(Value::Int(v)) => *v as u64,
+        _ => 0,
+    };
+    report.to_insert = n(0);
+    report.to_update = n(1);
+    report.rows = n(2);
+    report.unchanged = report.rows - report.to_insert - report.to_update;
+    if n(3) > 0 {
+        return Err(duplicate_error(spec, job, n(3), "(see the model)".into()));
+    }
+    let deletes = if spec.mode == Mode::Mirror && !(report.retargeted && cx.options.plan) {
+        cx.wh
+            .query_rows(&sql.deletes, &["text", "text"])
+            .await
+            .map_err(fail)?
+            .into_iter()
+            .map(|r| {
+                let matched = (r[1] != Value::Null).then(|| r[1].to_text());
+                (r[0].to_text(), matched)
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let mut kinds: Vec<&'static str> = families.to_vec();
+    kinds.extend(["text", "integer", "integer"]);
+    if report.to_insert + report.to_update > 0 {
+        // Samples: the first changed rows of the query.
+        let (tx, mut rx) = mpsc::channel::<Chunk>(1);
+        let wh = cx.wh.clone();
+        let (q, k) = (sql.changes.clone(), kinds.clone());
+        let reader = tokio::spawn(async move { wh.stream_query(&q, &k, tx).await });
+        if let Some(chunk) = rx.recv().await {
+            for (op, rec) in query_chunk(mapper, chunk)? {
+                let samples = report.samples.entry(op.as_str().to_string()).or_default();
+                if samples.len() < SAMPLES {
+                    samples.push(sample(shape, &rec));
+                }
+            }
+        }
+        drop(rx);
+        let _ = reader.await;
+    }
+    Ok(Diff {
+        changes: Changes::Query(sql.changes, kinds),
+        deletes: delete_records(deletes, shape, families),
+        base: delivered.count,
+        clear_rejects: delivered.rejected > 0,
+    })
 }
 
 fn match_field_is_key(spec: &SyncSpec, match_field: &str) -> bool {
@@ -832,14 +1094,10 @@ impl Sender {
                 .collect();
             let n_acked = acked.len() as u64;
             let n_rejected = reasons.len() as u64;
-            let state = cx.state.clone();
-            let sync = shape.sync.clone();
-            let committed = tokio::task::spawn_blocking(move || {
-                state.commit(&sync, &acked, &matches, &reasons, clear_rejects)
-            })
-            .await
-            .map_err(|e| e.to_string())
-            .and_then(|r| r);
+            let committed = cx
+                .state
+                .commit(shape.sync.clone(), acked, matches, reasons, clear_rejects)
+                .await;
             if let Err(e) = committed {
                 if let Ok(mut first) = failed.lock() {
                     first.get_or_insert(format!("recording delivered rows: {e}"));

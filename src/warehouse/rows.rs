@@ -95,10 +95,12 @@ impl Warehouse {
                 }
             })
             .collect();
-        self.fetch_stream(&sql, &kinds, tx).await
+        self.stream_query(&sql, &kinds, tx).await
     }
 
-    async fn fetch_stream(
+    /// Runs `sql` and sends its rows down `tx` in chunks, each column read as `kinds` says
+    /// (`integer`, `float`, `boolean`, else text).
+    pub async fn stream_query(
         &self,
         sql: &str,
         kinds: &[&'static str],
@@ -155,6 +157,26 @@ impl Warehouse {
             super::Pool::Mysql(p) => pump!(p),
             super::Pool::Sqlite(p) => pump!(p),
         }
+    }
+}
+
+impl Warehouse {
+    /// Runs a small query and returns all its rows.
+    pub async fn query_rows(
+        &self,
+        sql: &str,
+        kinds: &[&'static str],
+    ) -> Result<Vec<Vec<Value>>, Error> {
+        let (tx, mut rx) = mpsc::channel(16);
+        let collect = async {
+            let mut rows = Vec::new();
+            while let Some(chunk) = rx.recv().await {
+                rows.extend(chunk);
+            }
+            rows
+        };
+        let (done, rows) = tokio::join!(self.stream_query(sql, kinds, tx), collect);
+        done.map(|_| rows)
     }
 }
 
