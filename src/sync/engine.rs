@@ -573,52 +573,42 @@ async fn run_inner(
     Ok(())
 }
 
+/// Mapped rows of one chunk, or why mapping stopped.
+type MappedChunk = Result<Vec<Mapped>, String>;
+
 /// Reads the model and maps each chunk of rows off the async threads, sending the mapped
-/// chunks down a channel.
+/// chunks down the returned channel; the handle ends with the rows read or the read error.
 fn read_mapped(
     cx: &Arc<Context>,
     model: Relation,
     mapper: Arc<Mapper>,
     families: Vec<&'static str>,
-    sql: Option<(String, Vec<&'static str>)>,
 ) -> (
     tokio::task::JoinHandle<Result<u64, String>>,
-    mpsc::Receiver<Result<Vec<(Mapped, Vec<Value>)>, String>>,
+    mpsc::Receiver<MappedChunk>,
 ) {
     let (raw_tx, mut raw_rx) = mpsc::channel::<Chunk>(4);
     let (tx, rx) = mpsc::channel(4);
     let wh = cx.wh.clone();
     let reader = tokio::spawn(async move {
-        let read = match sql {
-            Some((sql, kinds)) => wh.stream_query(&sql, &kinds, raw_tx).await,
-            None => {
-                let cols = mapper.columns.clone();
+        let cols = mapper.columns.clone();
+        let mapping = tokio::spawn(async move {
+            while let Some(chunk) = raw_rx.recv().await {
                 let m = mapper.clone();
-                let mapping = tokio::spawn(async move {
-                    while let Some(chunk) = raw_rx.recv().await {
-                        let m = m.clone();
-                        let mapped = tokio::task::spawn_blocking(move || {
-                            m.map_chunk(chunk)
-                                .map(|v| v.into_iter().map(|r| (r, Vec::new())).collect())
-                        })
-                        .await
-                        .map_err(|e| e.to_string())
-                        .and_then(|r| r);
-                        let stop = mapped.is_err();
-                        if tx.send(mapped).await.is_err() || stop {
-                            break;
-                        }
-                    }
-                });
-                let read = wh.stream_rows(&model, &cols, &families, raw_tx).await;
-                let _ = mapping.await;
-                return read.map_err(|e| format!("reading `{model}`: {e}"));
+                let mapped = tokio::task::spawn_blocking(move || m.map_chunk(chunk))
+                    .await
+                    .map_err(|e| e.to_string())
+                    .and_then(|r| r);
+                let stop = mapped.is_err();
+                if tx.send(mapped).await.is_err() || stop {
+                    break;
+                }
             }
-        };
-        drop(read);
-        Ok(0)
+        });
+        let read = wh.stream_rows(&model, &cols, &families, raw_tx).await;
+        let _ = mapping.await;
+        read.map_err(|e| format!("reading `{model}`: {e}"))
     });
-    // The query form maps here: split off the trailing diff columns, map the rest.
     (reader, rx)
 }
 
@@ -642,7 +632,7 @@ async fn produce(
             }
         }
         Changes::SecondPass(delivered) => {
-            let (reader, mut rx) = read_mapped(&cx, model, mapper, families, None);
+            let (reader, mut rx) = read_mapped(&cx, model, mapper, families);
             while let Some(chunk) = rx.recv().await {
                 let chunk = match chunk {
                     Ok(c) => c,
@@ -651,7 +641,7 @@ async fn produce(
                         return;
                     }
                 };
-                for (row, _) in chunk {
+                for row in chunk {
                     let Mapped::Record(rec) = row else { continue };
                     let before = delivered.rows.get(&key_hash(&rec.key)).map(|e| e.0);
                     if let Some(op) = classify(mode, before, rec.fingerprint, force) {
@@ -746,15 +736,9 @@ async fn file_diff(
     let mut new_keys: HashSet<u128> = HashSet::new();
     let mut duplicates = 0u64;
     let mut first_duplicate = None;
-    let (reader, mut rx) = read_mapped(
-        cx,
-        job.model.clone(),
-        mapper.clone(),
-        families.to_vec(),
-        None,
-    );
+    let (reader, mut rx) = read_mapped(cx, job.model.clone(), mapper.clone(), families.to_vec());
     while let Some(chunk) = rx.recv().await {
-        for (row, _) in chunk? {
+        for row in chunk? {
             report.rows += 1;
             let Mapped::Record(rec) = row else {
                 report.null_keys += 1;

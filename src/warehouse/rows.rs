@@ -130,9 +130,17 @@ impl Warehouse {
                             "boolean" => row
                                 .try_get::<Option<bool>, _>(i)
                                 .map(|v| v.map(Value::Bool)),
+                            // Text, or bytes (MySQL reports a binary-collated cast as a blob).
                             _ => row
                                 .try_get::<Option<String>, _>(i)
-                                .map(|v| v.map(Value::Text)),
+                                .map(|v| v.map(Value::Text))
+                                .or_else(|_| {
+                                    row.try_get::<Option<Vec<u8>>, _>(i).map(|v| {
+                                        v.map(|b| {
+                                            Value::Text(String::from_utf8_lossy(&b).into_owned())
+                                        })
+                                    })
+                                }),
                         }
                         .map_err(|e| self.query_error(e, sql))?;
                         out.push(v.unwrap_or(Value::Null));

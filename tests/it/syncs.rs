@@ -638,3 +638,99 @@ fn example_project_first_run_delivers_everything_then_only_changes() {
     assert_eq!(ops_rows(&pg, &schema).len(), 60);
     drop_schema(&pg, &schema);
 }
+
+/// `state: warehouse` on Postgres and MySQL: the diff runs in the warehouse, state lives in
+/// its tables, and the run converges exactly as with the state file.
+#[test]
+fn warehouse_state_backend_diffs_in_sql() {
+    for backend in crate::warehouse::Backend::all() {
+        if backend.kind == "sqlite" {
+            continue;
+        }
+        let sink = Sink::start("id");
+        let p = project(25, "mirror", "", "");
+        backend.write_profiles(&p, "shop");
+        p.write(
+            "ebb_project.yml",
+            &format!(
+                "name: shop\nprofile: shop\nstate:\n  backend: warehouse\n  schema: {}_state\nmodels:\n  shop:\n    +materialized: table\n",
+                backend.schema
+            ),
+        );
+        let kind = backend.kind;
+        let first = ebb(&p, &sink, &["build"]);
+        assert_eq!(first.code, 0, "[{kind}] {}", first.stderr);
+        assert!(
+            first.stderr.contains("25 inserted"),
+            "[{kind}] {}",
+            first.stderr
+        );
+        assert_store(&sink, &as_refs(&people(25)));
+        assert!(!p.path().join(".ebb").exists(), "[{kind}] no state file");
+
+        let second = ebb(&p, &sink, &["build"]);
+        assert_eq!(second.code, 0, "[{kind}] {}", second.stderr);
+        assert!(
+            second.stderr.contains("nothing changed in 25 rows"),
+            "[{kind}] {}",
+            second.stderr
+        );
+        assert_eq!(sink.count(), 3, "[{kind}] nothing sent");
+
+        let mut rows = people(25);
+        rows[4].1 = "changed@example.com".into();
+        rows.retain(|r| r.0 != 9);
+        rows.push((26, "new@example.com".into(), 3));
+        write_people(&p, rows.clone().into_iter());
+        let models = ebb(&p, &sink, &["build", "--exclude", "sync:*"]);
+        assert_eq!(models.code, 0, "[{kind}] {}", models.stderr);
+        let plan = ebb(&p, &sink, &["plan"]);
+        assert_eq!(plan.code, 0, "[{kind}] {}", plan.stderr);
+        assert!(
+            plan.stdout
+                .contains("25 rows read: 1 to insert, 1 to update, 1 to delete, 23 unchanged"),
+            "[{kind}] {}",
+            plan.stdout
+        );
+        assert!(
+            plan.stdout.contains("delete 9 "),
+            "[{kind}] {}",
+            plan.stdout
+        );
+        let third = ebb(&p, &sink, &["run", "--select", "sync:people_hook"]);
+        assert_eq!(third.code, 0, "[{kind}] {}", third.stderr);
+        assert!(
+            third
+                .stderr
+                .contains("1 inserted, 1 updated, 1 deleted, 0 rejected of 3 changed"),
+            "[{kind}] {}",
+            third.stderr
+        );
+        assert_store(&sink, &as_refs(&rows));
+        assert_converged(&p, &sink);
+
+        // The mapping changes: every row is sent again.
+        let spec = std::fs::read_to_string(p.path().join("syncs/hook.yml")).unwrap();
+        p.write(
+            "syncs/hook.yml",
+            &spec.replace("row.score * 10", "row.score * 10 + 0"),
+        );
+        let remapped = ebb(&p, &sink, &["run"]);
+        assert_eq!(remapped.code, 0, "[{kind}] {}", remapped.stderr);
+        assert!(
+            remapped.stderr.contains("25 updated"),
+            "[{kind}] {}",
+            remapped.stderr
+        );
+
+        let status = ebb(&p, &sink, &["status", "--output", "json"]);
+        assert_eq!(status.code, 0, "[{kind}] {}", status.stderr);
+        let runs: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
+        assert_eq!(
+            runs["runs"].as_array().map(Vec::len),
+            Some(4),
+            "[{kind}] {runs}"
+        );
+        backend.cleanup();
+    }
+}

@@ -65,6 +65,11 @@ impl WarehouseState {
             format!("create table if not exists {} (run_id {id}, invocation_id varchar(64) not null, sync_name varchar(255) not null, started_at varchar(40) not null, finished_at varchar(40), git_commit varchar(64), dirty integer, status varchar(20) not null, inserted bigint not null default 0, updated bigint not null default 0, deleted bigint not null default 0, rejected bigint not null default 0, requests bigint not null default 0, duration {real} not null default 0, error text)", t("ebb_runs")),
         ];
         for sql in ddl {
+            let sql = if postgres {
+                sql
+            } else {
+                format!("{sql} character set utf8mb4 collate utf8mb4_bin")
+            };
             state.wh.execute(&sql).await.map_err(|e| e.to_string())?;
         }
         Ok(state)
@@ -109,7 +114,8 @@ impl WarehouseState {
         if self.postgres {
             format!("cast({expr} as text)")
         } else {
-            format!("cast({expr} as char)")
+            // Keys compare byte for byte (`A` and `a` are two keys), as in Postgres.
+            format!("cast({expr} as char character set utf8mb4) collate utf8mb4_bin")
         }
     }
 
@@ -333,10 +339,14 @@ impl WarehouseState {
 
     pub async fn start_run(&self, run: &RunRecord) -> Result<String, String> {
         let id = uuid::Uuid::new_v4().to_string();
-        let marks: Vec<String> = (1..=6).map(|n| self.mark(n)).collect();
+        let marks: Vec<String> = (1..=5).map(|n| self.mark(n)).collect();
+        // A typed NULL for `dirty` (a bound NULL is text to Postgres).
+        let dirty = run
+            .dirty
+            .map_or_else(|| "null".to_string(), |d| i64::from(d).to_string());
         self.run(vec![(
             format!(
-                "insert into {} (run_id, invocation_id, sync_name, started_at, git_commit, dirty, status) values ({}, 'running')",
+                "insert into {} (run_id, invocation_id, sync_name, started_at, git_commit, dirty, status) values ({}, {dirty}, 'running')",
                 self.table("ebb_runs"),
                 marks.join(", ")
             ),
@@ -346,7 +356,6 @@ impl WarehouseState {
                 Value::Text(run.sync.clone()),
                 Value::Text(run.started_at.clone()),
                 run.commit.clone().map_or(Value::Null, Value::Text),
-                run.dirty.map_or(Value::Null, |d| Value::Int(i64::from(d))),
             ],
         )])
         .await?;
@@ -530,8 +539,9 @@ impl WarehouseState {
             })
             .collect();
         let changes = format!(
-            "select {}, m.ebb_key, m.ebb_fp, case when d.row_key is null then 0 else 1 end from ({inner}) m {join} where {filter}",
-            select.join(", ")
+            "select {}, m.ebb_key, m.ebb_fp, {} from ({inner}) m {join} where {filter}",
+            select.join(", "),
+            int("case when d.row_key is null then 0 else 1 end")
         );
         let deletes = format!(
             "select d.row_key, d.match_value from {} d where d.sync_name = {} and not exists (select 1 from {rel} r where {} = d.row_key) order by d.row_key",
