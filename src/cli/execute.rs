@@ -311,7 +311,10 @@ pub(super) fn execute(
                         let start = (std::time::SystemTime::now(), Instant::now());
                         let report = match job {
                             Ok((job, lane)) => crate::sync::engine::run(cx, job, lane).await,
-                            Err(report) => report,
+                            Err(report) => {
+                                crate::sync::engine::record_failure(&cx, &report).await;
+                                report
+                            }
                         };
                         return syncs::outcome(&report, start);
                     }

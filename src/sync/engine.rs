@@ -330,6 +330,31 @@ pub async fn run(cx: Arc<Context>, job: Job, lane: Option<Arc<Lane>>) -> Report 
     report
 }
 
+/// Records in the run history a sync that could not start (its destination's settings or
+/// connection failed), so `ebb status` shows it.
+pub async fn record_failure(cx: &Context, report: &Report) {
+    let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+    let record = RunRecord {
+        invocation_id: cx.invocation.id.clone(),
+        sync: report.sync.clone(),
+        started_at: now.clone(),
+        finished_at: Some(now),
+        commit: cx.invocation.commit.clone(),
+        dirty: cx.invocation.dirty,
+        status: "error".into(),
+        inserted: 0,
+        updated: 0,
+        deleted: 0,
+        rejected: 0,
+        requests: 0,
+        duration: 0.0,
+        error: report.message.clone(),
+    };
+    if let Ok(id) = cx.state.start_run(&record).await {
+        let _ = cx.state.finish_run(&id, &record).await;
+    }
+}
+
 /// Where the changed rows come from when they are sent.
 enum Changes {
     /// Kept from the first pass.

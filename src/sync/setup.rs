@@ -27,14 +27,16 @@ pub fn templates(env: BTreeMap<String, String>) -> Environment<'static> {
     e
 }
 
-/// Renders every setting of `dest` (`env_var()` resolved). Nested settings (`headers:`) are
-/// rendered value by value. The error names the file, line, setting and what to do.
+/// Renders every setting of `dest` (`env_var()` resolved), except `body`, which the HTTP
+/// connector renders per request. Nested settings (`headers:`) are rendered value by value.
+/// The error names the file, line, setting and what to do.
 pub fn resolve(dest: &DestinationSpec, env: &Environment<'static>) -> Result<Settings, String> {
     let render = |key: &str, text: &str| -> Result<String, String> {
         if !text.contains("{{") && !text.contains("{%") {
             return Ok(text.to_string());
         }
-        env.render_str(text, ()).map_err(|e| {
+        // `{{ key }}` (a per-row URL) is left for the connector to fill in per request.
+        env.render_str(text, minijinja::context! { key => "{{ key }}" }).map_err(|e| {
             let detail = e.detail().map_or_else(|| e.kind().to_string(), str::to_string);
             let top = key.split('.').next().unwrap_or(key);
             let line = dest.setting_lines.get(top).copied().unwrap_or(dest.line);
@@ -46,6 +48,11 @@ pub fn resolve(dest: &DestinationSpec, env: &Environment<'static>) -> Result<Set
     };
     let mut out = Settings::new();
     for (key, text) in &dest.settings {
+        if key == "body" {
+            // Rendered per request over the rows (`rows`, `row`, `keys`, `operation`, ...).
+            out.insert(key.clone(), text.clone());
+            continue;
+        }
         let value = match serde_json::from_str::<serde_json::Value>(text) {
             Ok(serde_json::Value::Object(map)) if text.trim_start().starts_with('{') => {
                 let mut rendered = serde_json::Map::new();

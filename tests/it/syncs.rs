@@ -406,6 +406,12 @@ fn missing_secret_and_unreachable_destination_send_nothing() {
     let runs: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
     assert_eq!(runs["runs"][0]["status"], "error");
     assert_eq!(runs["runs"][0]["inserted"], 0);
+    assert!(
+        runs["runs"][1]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("HOOK_TOKEN")),
+        "a sync that could not start is in the history too: {runs}"
+    );
 }
 
 #[test]
@@ -733,4 +739,158 @@ fn warehouse_state_backend_diffs_in_sql() {
         );
         backend.cleanup();
     }
+}
+
+#[test]
+fn ctrl_c_finishes_the_batches_in_flight_and_exits_130() {
+    let sink = Sink::scripted("id", |_, _| Reply::Slow(Duration::from_millis(40)));
+    let p = project(300, "upsert", "", "    max_concurrency: 2\n");
+    assert_eq!(ebb(&p, &sink, &["build", "--exclude", "sync:*"]).code, 0);
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_ebb"))
+        .args(["run", "--select", "sync:people_hook"])
+        .current_dir(p.path())
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", p.path())
+        .env("HOOK_URL", &sink.url)
+        .env("HOOK_TOKEN", TOKEN)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while sink.count() < 4 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // Ctrl-C: SIGINT to the process, as a terminal sends it.
+    let sent = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(
+        stderr.contains("interrupted: finishing the batches in flight"),
+        "{stderr}"
+    );
+    let answered = sink.count();
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(
+        sink.count(),
+        answered,
+        "nothing is sent after the process ends"
+    );
+    assert!(sink.keys().len() < 300, "stopped early");
+    // Everything answered was recorded: the next run sends exactly the rest.
+    let delivered = sink.keys().len();
+    let rest = ebb(&p, &sink, &["run", "--select", "sync:people_hook"]);
+    assert_eq!(rest.code, 0, "{}", rest.stderr);
+    assert!(
+        rest.stderr
+            .contains(&format!("{} inserted", 300 - delivered)),
+        "{delivered} delivered before: {}",
+        rest.stderr
+    );
+    assert_store(&sink, &as_refs(&people(300)));
+    assert_eq!(sink.applied.load(std::sync::atomic::Ordering::Relaxed), 300);
+}
+
+#[test]
+fn per_row_requests_share_the_destination_rate_limit_and_print_json_progress() {
+    let sink = Sink::start("id");
+    // batch: 1 sends one object per request; two syncs share the destination's 20/s.
+    let p = project(10, "upsert", "", "    rate_limit: 20/s\n");
+    let dest = std::fs::read_to_string(p.path().join("destinations.yml")).unwrap();
+    p.write(
+        "destinations.yml",
+        &dest.replace("    batch: 10\n", "    batch: 1\n    body: '{\"rows\": [{{ row | tojson }}], \"operation\": \"{{ operation }}\"}'\n"),
+    );
+    let spec = std::fs::read_to_string(p.path().join("syncs/hook.yml")).unwrap();
+    p.write(
+        "syncs/hook.yml",
+        &format!(
+            "{spec}  - name: people_hook_2\n    model: ref('people_out')\n    destination: hook\n    object: people2\n    mode: upsert\n    primary_key: id\n    match_on: id\n    mapping:\n      id: id\n      email: email\n      score: \"{{{{ row.score * 10 }}}}\"\n"
+        ),
+    );
+    let started = std::time::Instant::now();
+    let out = ebb(&p, &sink, &["build", "--output", "json"]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert_eq!(sink.count(), 20, "one request per row, two syncs");
+    assert!(started.elapsed() < Duration::from_secs(20));
+    assert_store(&sink, &as_refs(&people(10)));
+    let events: Vec<serde_json::Value> = out
+        .stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    assert!(events
+        .iter()
+        .any(|e| e["event"] == "sync_started" && e["rows_to_send"] == 10));
+    assert!(events
+        .iter()
+        .any(|e| e["event"] == "sync_progress" && e["acknowledged"] == 10));
+
+    // A limit of 5/s shared by both syncs: 20 requests need about 3 s after the burst of 5.
+    let dest = std::fs::read_to_string(p.path().join("destinations.yml")).unwrap();
+    p.write(
+        "destinations.yml",
+        &dest.replace("rate_limit: 20/s", "rate_limit: 5/s"),
+    );
+    let started = std::time::Instant::now();
+    let out = ebb(&p, &sink, &["run", "--full-refresh"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(sink.count(), 40);
+    assert!(
+        started.elapsed() >= Duration::from_millis(2800),
+        "the two syncs share one limit: {:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn sqlite_table_and_json_lines_destinations() {
+    let p = project(6, "mirror", "", "");
+    p.write(
+        "destinations.yml",
+        "destinations:\n  local_db:\n    type: sqlite\n    path: out/dest.db\n    allow_pii: true\n  lines:\n    type: file\n    path: out\n    format: jsonl\n    allow_pii: true\n",
+    );
+    p.write(
+        "syncs/hook.yml",
+        "syncs:\n  - name: to_table\n    model: ref('people_out')\n    destination: local_db\n    object: people\n    mode: mirror\n    primary_key: id\n    match_on: id\n    mapping:\n      id: id\n      email: email\n      score: \"{{ row.score * 10 }}\"\n  - name: to_lines\n    model: ref('people_out')\n    destination: lines\n    object: people.jsonl\n    mode: mirror\n    primary_key: id\n    match_on: id\n    mapping:\n      id: id\n      email: email\n",
+    );
+    let out = run_ebb(p.path(), &["build"], &[]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let table = || -> Vec<(i64, String, i64)> {
+        let conn = rusqlite::Connection::open(p.path().join("out/dest.db")).unwrap();
+        let mut stmt = conn
+            .prepare("select id, email, score from people order by id")
+            .unwrap();
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    };
+    assert_eq!(table().len(), 6);
+    assert_eq!(table()[2], (3, "p3@example.com".to_string(), 30));
+    let lines = std::fs::read_to_string(p.path().join("out/people.jsonl")).unwrap();
+    assert_eq!(lines.lines().count(), 6);
+    assert_eq!(
+        lines.lines().next(),
+        Some(r#"{"id":1,"email":"p1@example.com"}"#)
+    );
+
+    let mut rows = people(6);
+    rows.retain(|r| r.0 != 2);
+    rows[0].1 = "one@example.com".into();
+    write_people(&p, rows.into_iter());
+    let out = run_ebb(p.path(), &["build"], &[]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let t = table();
+    assert_eq!(t.len(), 5);
+    assert_eq!(t[0], (1, "one@example.com".to_string(), 10));
+    let lines = std::fs::read_to_string(p.path().join("out/people.jsonl")).unwrap();
+    assert_eq!(lines.lines().count(), 5);
+    assert!(!lines.contains("p2@example.com"));
+    assert!(lines.contains("one@example.com"));
 }
