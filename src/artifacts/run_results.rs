@@ -1,5 +1,5 @@
 //! `target/run_results.json`: one entry per node a command ran (seed, run, test) with its
-//! status, timing, rows and error; documented in docs/run_results.md.
+//! status, timing, rows and error; documented in docs/warehouse.md (syncs: docs/syncs.md).
 
 use std::collections::BTreeMap;
 
