@@ -94,7 +94,9 @@ pub async fn materialize(
             }
             swap.push((rename_sql(wh, &tmp, rel), Vec::new()));
             wh.execute_batch(&swap).await?;
-            if rows == 0 {
+            // SQLite does not count the rows of `create table as` (it reports whatever the
+            // connection's last insert changed): count them.
+            if rows == 0 || wh.adapter() == "sqlite" {
                 let n = wh.count(&format!("select count(*) from {rel}")).await?;
                 rows = u64::try_from(n).unwrap_or(0);
             }

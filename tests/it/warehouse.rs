@@ -357,6 +357,14 @@ fn build_runs_everything_in_order_and_a_failing_test_stops_what_is_downstream() 
             backend.kind,
             out.stderr
         );
+        // Seeds and tables share connections in one build: each table reports its own rows.
+        assert!(
+            out.stderr.contains("table customer_scores (60 rows)")
+                && out.stderr.contains("table accounts (7 rows)"),
+            "[{}] {}",
+            backend.kind,
+            out.stderr
+        );
 
         project.write(
             "models/staging/_strict.yml",
