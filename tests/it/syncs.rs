@@ -894,3 +894,96 @@ fn sqlite_table_and_json_lines_destinations() {
     assert!(!lines.contains("p2@example.com"));
     assert!(lines.contains("one@example.com"));
 }
+
+#[test]
+fn mapping_and_destination_changes_resend_what_they_affect() {
+    let sink = Sink::start("id");
+    let p = project(10, "upsert", "", "");
+    assert_eq!(ebb(&p, &sink, &["build"]).code, 0);
+    let spec = std::fs::read_to_string(p.path().join("syncs/hook.yml")).unwrap();
+
+    // A mapping change that alters only row 3's payload resends only row 3.
+    p.write(
+        "syncs/hook.yml",
+        &spec.replace(
+            "      email: email\n",
+            "      email: \"{{ row.email | replace('p3@', 'three@') }}\"\n",
+        ),
+    );
+    let out = ebb(&p, &sink, &["run"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("0 inserted, 1 updated"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(
+        sink.store.lock().unwrap()["3"]["email"],
+        "three@example.com"
+    );
+
+    // A new destination object: nothing was delivered there, every row goes.
+    let spec = std::fs::read_to_string(p.path().join("syncs/hook.yml")).unwrap();
+    p.write(
+        "syncs/hook.yml",
+        &spec.replace("object: people", "object: contacts"),
+    );
+    let plan = ebb(&p, &sink, &["plan"]);
+    assert!(
+        plan.stdout.contains("10 to insert") && plan.stdout.contains("every row is sent again"),
+        "{}",
+        plan.stdout
+    );
+    let out = ebb(&p, &sink, &["run"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stderr.contains("10 inserted"), "{}", out.stderr);
+    let last = sink.requests.lock().unwrap().last().unwrap().clone();
+    assert!(
+        last.body.contains("\"object\":\"contacts\""),
+        "{}",
+        last.body
+    );
+}
+
+#[test]
+fn fail_fast_starts_nothing_after_the_first_error() {
+    let sink = Sink::start("id");
+    let p = project(3, "upsert", "", "");
+    p.write(
+        "destinations.yml",
+        "destinations:\n  hook:\n    type: http\n    url: \"{{ env_var('HOOK_URL') }}\"\n    allow_pii: true\n  broken:\n    type: http\n    url: \"{{ env_var('NOT_SET_ANYWHERE') }}\"\n",
+    );
+    let spec = std::fs::read_to_string(p.path().join("syncs/hook.yml")).unwrap();
+    p.write(
+        "syncs/hook.yml",
+        &format!(
+            "{}  - name: a_broken\n    model: ref('people_out')\n    destination: broken\n    object: x\n    mode: insert\n    primary_key: id\n    mapping:\n      id: id\n",
+            spec.replace("name: people_hook", "name: z_people_hook")
+        ),
+    );
+    assert_eq!(ebb(&p, &sink, &["build", "--exclude", "sync:*"]).code, 0);
+    let out = ebb(
+        &p,
+        &sink,
+        &["run", "--select", "sync:*", "--fail-fast", "--threads", "1"],
+    );
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("ERROR sync  a_broken"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("SKIP  sync  z_people_hook") && out.stderr.contains("not started"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(sink.count(), 0);
+    let out = ebb(&p, &sink, &["run", "--select", "sync:*", "--threads", "1"]);
+    assert_eq!(
+        out.code, 1,
+        "without --fail-fast the other sync runs: {}",
+        out.stderr
+    );
+    assert_store(&sink, &as_refs(&people(3)));
+}
