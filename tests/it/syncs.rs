@@ -433,13 +433,15 @@ fn secrets_stay_out_of_output_artifacts_and_state() {
     }
 }
 
-#[test]
-fn a_killed_run_converges_without_duplicate_keyed_writes() {
-    // Slow answers so the run is still going when it is killed.
-    let sink = Sink::scripted("id", |_, _| Reply::Slow(Duration::from_millis(30)));
-    let p = project(400, "mirror", "", "    max_concurrency: 2\n");
-    assert_eq!(ebb(&p, &sink, &["build", "--exclude", "sync:*"]).code, 0);
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ebb"))
+/// Starts `ebb run --select sync:people_hook` in the background and returns once the sink has
+/// received `requests` requests (or after 20 s).
+fn spawn_run_when_busy(
+    p: &TestProject,
+    sink: &Sink,
+    requests: usize,
+    stderr: std::process::Stdio,
+) -> std::process::Child {
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_ebb"))
         .args(["run", "--select", "sync:people_hook"])
         .current_dir(p.path())
         .env_clear()
@@ -447,13 +449,23 @@ fn a_killed_run_converges_without_duplicate_keyed_writes() {
         .env("HOME", p.path())
         .env("HOOK_URL", &sink.url)
         .env("HOOK_TOKEN", TOKEN)
-        .stderr(std::process::Stdio::null())
+        .stderr(stderr)
         .spawn()
         .unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while sink.count() < 10 && std::time::Instant::now() < deadline {
+    while sink.count() < requests && std::time::Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(5));
     }
+    child
+}
+
+#[test]
+fn a_killed_run_converges_without_duplicate_keyed_writes() {
+    // Slow answers so the run is still going when it is killed.
+    let sink = Sink::scripted("id", |_, _| Reply::Slow(Duration::from_millis(30)));
+    let p = project(400, "mirror", "", "    max_concurrency: 2\n");
+    assert_eq!(ebb(&p, &sink, &["build", "--exclude", "sync:*"]).code, 0);
+    let mut child = spawn_run_when_busy(&p, &sink, 10, std::process::Stdio::null());
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
     let delivered_before = sink.keys().len();
@@ -746,21 +758,7 @@ fn ctrl_c_finishes_the_batches_in_flight_and_exits_130() {
     let sink = Sink::scripted("id", |_, _| Reply::Slow(Duration::from_millis(40)));
     let p = project(300, "upsert", "", "    max_concurrency: 2\n");
     assert_eq!(ebb(&p, &sink, &["build", "--exclude", "sync:*"]).code, 0);
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_ebb"))
-        .args(["run", "--select", "sync:people_hook"])
-        .current_dir(p.path())
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", p.path())
-        .env("HOOK_URL", &sink.url)
-        .env("HOOK_TOKEN", TOKEN)
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while sink.count() < 4 && std::time::Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    let child = spawn_run_when_busy(&p, &sink, 4, std::process::Stdio::piped());
     // Ctrl-C: SIGINT to the process, as a terminal sends it.
     let sent = std::process::Command::new("kill")
         .args(["-INT", &child.id().to_string()])
